@@ -1,0 +1,9 @@
+"""saim_mm: SAIM (Stochastic Autoregressive Image Modeling) for mmpretrain, mmdet and mmsegmentation."""
+from .version import __version__  # noqa: F401
+from .version_check import check_versions
+
+check_versions()
+
+from . import models  # noqa: E402,F401  (registers SAIM, SAIMViT, SAIMDecoder, GaussianPixelLoss)
+
+__all__ = ['__version__', 'check_versions']

@@ -1,0 +1,3 @@
+from .saim import SAIM
+
+__all__ = ['SAIM']

@@ -1,0 +1,3 @@
+from .saim_vit import SAIMViT
+
+__all__ = ['SAIMViT']

@@ -1,0 +1,3 @@
+from .gaussian_pixel_loss import GaussianPixelLoss, gaussian_kernel
+
+__all__ = ['GaussianPixelLoss', 'gaussian_kernel']

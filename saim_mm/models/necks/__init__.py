@@ -1,0 +1,3 @@
+from .saim_decoder import SAIMDecoder
+
+__all__ = ['SAIMDecoder']

@@ -1,0 +1,103 @@
+"""The paper's formulation of SAIM: tokens in raster position, explicit permutation masks (Eq. 3).
+
+This is the reference that the generation-order path (``generation_order.py``) must match. It builds
+additive masks of shape (B, 1, N+1, N+1) and runs eager softmax attention, exactly as the authors'
+release does. It is never used for training: the tests use it as the oracle and the benchmark tool as the
+baseline.
+"""
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+
+def permutation_masks(order: Tensor, dtype: torch.dtype = torch.float32) -> Tuple[Tensor, Tensor]:
+    """Content and query masks of the paper for a generation order.
+
+    Token 0 is the cls token, token ``1 + i`` is patch ``i``. With ``rank[i]`` the step at which patch ``i``
+    is generated: patch i sees patch j in the content stream iff ``rank[j] <= rank[i]`` and in the query
+    stream iff ``rank[j] < rank[i]``; every patch sees the cls token; the cls token sees only itself.
+
+    Args:
+        order (Tensor): (B, N) generation order.
+        dtype (torch.dtype): dtype of the additive masks.
+
+    Returns:
+        tuple[Tensor, Tensor]: additive content and query masks, each (B, 1, N+1, N+1), 0 where attention
+        is allowed and -inf elsewhere.
+    """
+    B, N = order.shape
+    rank = torch.argsort(order, dim=1)
+    allowed_c = rank[:, None, :] <= rank[:, :, None]  # [b, i, j]: i sees j
+    allowed_q = rank[:, None, :] < rank[:, :, None]
+    masks = []
+    for allowed in (allowed_c, allowed_q):
+        full = torch.zeros(B, N + 1, N + 1, dtype=torch.bool, device=order.device)
+        full[:, 1:, 1:] = allowed
+        full[:, :, 0] = True  # everyone sees the cls token; the cls row sees only itself
+        mask = torch.zeros(B, 1, N + 1, N + 1, dtype=dtype, device=order.device)
+        masks.append(mask.masked_fill(~full[:, None], float('-inf')))
+    return masks[0], masks[1]
+
+
+def masked_block_forward(layer: torch.nn.Module, x: Tensor, mask: Tensor,
+                         context: Optional[Tensor] = None) -> Tensor:
+    """One pre-norm ViT block with eager softmax attention and an additive mask.
+
+    Args:
+        layer (nn.Module): mmpretrain ``TransformerEncoderLayer``.
+        x (Tensor): (B, L, C) queries (and keys/values when ``context`` is None).
+        mask (Tensor): (B, 1, L, L) additive mask.
+        context (Tensor, optional): (B, L, C) keys/values.
+
+    Returns:
+        Tensor: (B, L, C).
+    """
+    attn = layer.attn
+    B, L, C = x.shape
+    heads, dh = attn.num_heads, C // attn.num_heads
+    kv_in = layer.ln1(x if context is None else context)
+    weight, bias = attn.qkv.weight, attn.qkv.bias
+    q, k, v = (torch.nn.functional.linear(inp, weight[i * C:(i + 1) * C],
+                                          None if bias is None else bias[i * C:(i + 1) * C])
+               for i, inp in enumerate((layer.ln1(x), kv_in, kv_in)))
+    q, k, v = (t.reshape(B, L, heads, dh).transpose(1, 2) for t in (q, k, v))
+    scores = (q @ k.transpose(-2, -1)) * dh**-0.5 + mask
+    out = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, L, C)
+    x = x + attn.out_drop(attn.gamma1(attn.proj_drop(attn.proj(out))))
+    return layer.ffn(layer.ln2(x), identity=x)
+
+
+def dense_mask_predictions(model: torch.nn.Module, inputs: Tensor, order: Tensor) -> Tensor:
+    """Predictions of a ``SAIM`` model computed with the paper's dense masks.
+
+    Args:
+        model (SAIM): the algorithm (its backbone, neck and head weights are used).
+        inputs (Tensor): (B, 3, H, W) normalised images.
+        order (Tensor): (B, N) generation order.
+
+    Returns:
+        Tensor: (B, N, p*p*3) predictions, row i for patch i (raster position, not generation order).
+    """
+    backbone, neck = model.backbone, model.neck
+    B = inputs.shape[0]
+    content_mask, query_mask = permutation_masks(order, inputs.dtype)
+    tokens = backbone.patch_embed(inputs)[0] + backbone.pos_embed[:, 1:]
+    cls = (backbone.cls_token + backbone.pos_embed[:, :1]).expand(B, -1, -1)
+    h = torch.cat([cls, tokens], dim=1)
+    g = backbone.pos_embed.expand(B, -1, -1)
+    num_dec = neck.num_layers
+    dec_layers = neck.layers if neck.layers is not None else backbone.layers[:num_dec]
+    step = backbone.num_layers // num_dec if num_dec else 0
+    for i, layer in enumerate(backbone.layers):
+        h = masked_block_forward(layer, h, content_mask)
+        if num_dec and (i + 1) % step == 0:
+            g = masked_block_forward(dec_layers[i // step], g, query_mask, context=h)
+    if num_dec:
+        source = g[:, 1:]
+    else:
+        # Depth 0: patch z_0 is predicted from the cls output, patch z_t from the output at z_{t-1}.
+        prev = torch.cat([torch.zeros_like(order[:, :1]), order[:, :-1] + 1], dim=1)  # token per step
+        src_token = torch.empty_like(order).scatter_(1, order, prev)  # token per patch
+        source = torch.gather(h, 1, src_token[..., None].expand(-1, -1, h.shape[-1]))
+    return neck.predict(source)

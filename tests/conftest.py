@@ -1,0 +1,53 @@
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def tiny_saim_cfg(depth: int = 4, dec_depth: int = 4, embed_dims: int = 32, heads: int = 2,
+                  patch: int = 4, img_size=16, shared: bool = False, predictor: str = 'mlp',
+                  kernel_size=3, sigma: float = 1.0, norm_pix: bool = True, criterion: str = 'L2',
+                  order: str = 'stochastic') -> dict:
+    """Config of a tiny SAIM (the structure of configs/_base_/models/saim_vit-base-p16.py)."""
+    return dict(
+        type='SAIM',
+        order=order,
+        backbone=dict(
+            type='SAIMViT',
+            arch=dict(embed_dims=embed_dims, num_layers=depth, num_heads=heads,
+                      feedforward_channels=2 * embed_dims),
+            img_size=img_size,
+            patch_size=patch),
+        neck=dict(
+            type='SAIMDecoder', embed_dims=embed_dims, num_layers=dec_depth, num_heads=heads,
+            feedforward_channels=2 * embed_dims, patch_size=patch, share_encoder_weights=shared,
+            predictor=predictor),
+        head=dict(
+            type='GaussianPixelLoss', patch_size=patch, kernel_size=kernel_size, sigma=sigma,
+            norm_pix=norm_pix, loss=dict(type='PixelReconstructionLoss', criterion=criterion)),
+        init_cfg=[
+            dict(type='Xavier', layer='Linear', distribution='uniform'),
+            dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0)
+        ])
+
+
+def build_tiny_saim(**kwargs) -> torch.nn.Module:
+    import saim_mm  # noqa: F401
+    from mmpretrain.registry import MODELS
+    model = MODELS.build(tiny_saim_cfg(**kwargs))
+    model.init_weights()
+    return model.eval()
+
+
+@pytest.fixture(scope='session')
+def demo_data(tmp_path_factory) -> str:
+    """A small synthetic image set made by tools/misc/make_demo_data.py (ImageNet-style folders)."""
+    out = str(tmp_path_factory.mktemp('demo_data'))
+    subprocess.run([sys.executable, osp.join(REPO, 'tools/misc/make_demo_data.py'), out,
+                    '--train-per-class', '8', '--val-per-class', '2', '--size', '24'],
+                   check=True, capture_output=True)
+    return out

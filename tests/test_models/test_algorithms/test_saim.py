@@ -1,0 +1,63 @@
+import pytest
+import torch
+from mmpretrain.registry import MODELS
+
+from tests.conftest import build_tiny_saim, tiny_saim_cfg
+
+
+def test_loss_backward_reaches_every_trainable_parameter():
+    torch.manual_seed(0)
+    model = build_tiny_saim().train()
+    loss = model.loss(torch.randn(2, 3, 16, 16))['loss']
+    loss.backward()
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert 'backbone.pos_embed' not in trainable and 'backbone.ln1.weight' not in trainable
+    missing = [n for n, p in trainable.items() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not missing, missing
+
+
+def test_explicit_order_is_used_and_checked():
+    torch.manual_seed(0)
+    model = build_tiny_saim()
+    x = torch.randn(2, 3, 16, 16)
+    order = torch.stack([torch.randperm(16) for _ in range(2)])
+    assert model.loss(x, order=order)['loss'] == model.loss(x, order=order)['loss']
+    assert model.loss(x, order=order)['loss'] != model.loss(x, order=order.flip(1))['loss']
+    with pytest.raises(ValueError, match='permutation'):
+        model.loss(x, order=torch.zeros(2, 16, dtype=torch.long))
+
+
+def test_forward_modes_through_data_preprocessor():
+    model = build_tiny_saim()
+    data = dict(inputs=torch.randint(0, 255, (2, 3, 16, 16), dtype=torch.uint8),
+                data_samples=None)
+    data = model.data_preprocessor(data, True)
+    losses = model(**data, mode='loss')
+    assert losses['loss'].dim() == 0 and torch.isfinite(losses['loss'])
+    feats = model(data['inputs'], mode='tensor')
+    assert feats[0].shape == (2, 32)  # cls token of the plain ViT
+
+
+def test_shared_weights_linear_head_l1_no_smoothing_build_and_train():
+    model = build_tiny_saim(shared=True, predictor='linear', kernel_size=None, criterion='L1',
+                            norm_pix=False, dec_depth=2)
+    n_sep = sum(p.numel() for p in build_tiny_saim(dec_depth=2).parameters())
+    assert sum(p.numel() for p in model.parameters()) < n_sep
+    model.loss(torch.randn(1, 3, 16, 16))['loss'].backward()
+
+
+@pytest.mark.parametrize('dec_depth', [3, 5])
+def test_decoder_depth_must_divide_encoder_depth(dec_depth):
+    with pytest.raises(ValueError, match=rf'neck.num_layers={dec_depth} must divide the encoder depth 4'):
+        MODELS.build(tiny_saim_cfg(depth=4, dec_depth=dec_depth))
+
+
+def test_unknown_order_mode_is_refused():
+    with pytest.raises(ValueError, match=r"order must be one of \('stochastic', 'raster'\), got 'spiral'"):
+        MODELS.build(tiny_saim_cfg(order='spiral'))
+
+
+def test_depth0_needs_raster_order():
+    with pytest.raises(ValueError, match='num_layers=0 .* needs order="raster"'):
+        MODELS.build(tiny_saim_cfg(dec_depth=0, order='stochastic'))
+    build_tiny_saim(dec_depth=0, order='raster').loss(torch.randn(1, 3, 16, 16))

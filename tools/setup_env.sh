@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# One command that prepares a machine for saim_mm: creates .venv/ at the repository root and installs
+# torch, the OpenMMLab stack (building mmcv 2.1.0 with its compiled ops from source), the test tools and
+# saim_mm itself in editable mode.
+#
+# The mmcv wheel is built once per (python, torch) pair and cached outside the repository in
+#   ${SAIM_MM_CACHE:-$HOME/.cache/saim_mm}/wheels
+# so that a second set-up on the same machine (e.g. CI in a fresh clone) takes minutes instead of a rebuild.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+CACHE="${SAIM_MM_CACHE:-$HOME/.cache/saim_mm}"
+WHEELS="$CACHE/wheels"
+mkdir -p "$WHEELS"
+
+log() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*"; }
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv with $("$PY" --version)"
+  "$PY" -m venv .venv
+fi
+VPY="$ROOT/.venv/bin/python"
+# The machine's pip config names local indexes that may be absent; drop pip's warnings about them.
+pip_i() { "$VPY" -m pip install --disable-pip-version-check -q "$@" 2> >(grep -v 'is ignored: it is neither' >&2); }
+
+log "installing build tools and torch"
+pip_i -r requirements/runtime.txt
+# After torch: torch pulls a setuptools without pkg_resources, which mmcv's setup.py needs.
+pip_i -r requirements/build.txt
+
+TORCH_VER="$("$VPY" -c 'import torch; print(torch.__version__.split("+")[0])')"
+PY_TAG="$("$VPY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
+MMCV_VER="$(sed -n 's/^mmcv==\(.*\)$/\1/p' requirements/mminstall.txt)"
+MMCV_DIR="$WHEELS/mmcv-$MMCV_VER-torch$TORCH_VER-$PY_TAG"
+MMCV_WHL="$(ls "$MMCV_DIR"/mmcv-*.whl 2>/dev/null | head -n 1 || true)"
+
+if [ -z "$MMCV_WHL" ]; then
+  log "building mmcv $MMCV_VER with ops for torch $TORCH_VER ($PY_TAG); this takes ~7 min on 2 cores, once"
+  BUILD="$(mktemp -d)"
+  trap 'rm -rf "$BUILD"' EXIT
+  "$VPY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: --no-build-isolation \
+    "mmcv==$MMCV_VER" -d "$BUILD"
+  tar -xzf "$BUILD"/mmcv-"$MMCV_VER".tar.gz -C "$BUILD"
+  SRC="$BUILD/mmcv-$MMCV_VER"
+  # torch >= 2.6 headers need C++20; mmcv 2.1.0 asks for C++14/17.
+  sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
+  (cd "$SRC" && MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="$(nproc)" \
+    "$VPY" -m pip wheel --disable-pip-version-check -q --no-build-isolation --no-deps . -w "$BUILD/dist")
+  mkdir -p "$MMCV_DIR"
+  cp "$BUILD"/dist/mmcv-*.whl "$MMCV_DIR/"
+  MMCV_WHL="$(ls "$MMCV_DIR"/mmcv-*.whl | head -n 1)"
+  log "cached $MMCV_WHL"
+else
+  log "using cached mmcv wheel $MMCV_WHL"
+fi
+
+log "installing mmcv, the OpenMMLab stack and test tools"
+pip_i "$MMCV_WHL"
+pip_i -r requirements/mminstall.txt -r requirements/tests.txt
+log "installing saim_mm (editable)"
+pip_i --no-deps --no-build-isolation -e .
+"$VPY" -c 'import mmcv.ops, mmdet, mmseg, mmpretrain, saim_mm; print("saim_mm", saim_mm.__version__, "ready; mmcv", mmcv.__version__)'
+log "done: activate with 'source .venv/bin/activate'"
