@@ -5,5 +5,8 @@ from .version_check import check_versions
 check_versions()
 
 from . import models  # noqa: E402,F401  (registers SAIM, SAIMViT, SAIMDecoder, GaussianPixelLoss)
+from .utils import register_checkpoint_safe_globals  # noqa: E402
+
+register_checkpoint_safe_globals()
 
 __all__ = ['__version__', 'check_versions']

@@ -23,8 +23,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 VPY="$ROOT/.venv/bin/python"
-# The machine's pip config names local indexes that may be absent; drop pip's warnings about them.
-pip_i() { "$VPY" -m pip install --disable-pip-version-check -q "$@" 2> >(grep -v 'is ignored: it is neither' >&2); }
+# Quiet pip. Dropped from its stderr: warnings about local indexes named by a machine's pip config that
+# are absent, and the expected conflict report about torch's setuptools>=77 metadata (mmcv's build and
+# mmengine need setuptools<70 for pkg_resources; torch does not need setuptools at run time).
+pip_i() {
+  "$VPY" -m pip install --disable-pip-version-check -q "$@" 2> >(grep -v -e 'is ignored: it is neither' \
+    -e "pip's dependency resolver does not currently take into account" \
+    -e 'torch .* requires setuptools>=' >&2)
+}
 
 log "installing build tools and torch"
 pip_i -r requirements/runtime.txt
@@ -58,8 +64,11 @@ else
 fi
 
 log "installing mmcv, the OpenMMLab stack and test tools"
-pip_i "$MMCV_WHL"
-pip_i -r requirements/mminstall.txt -r requirements/tests.txt
+# One resolution over all requirements, so that runtime pins (numpy<2) hold against later packages.
+pip_i "$MMCV_WHL" -r requirements/runtime.txt -r requirements/mminstall.txt -r requirements/tests.txt
+# mmengine 0.10.7 imports pkg_resources at run time (e.g. for `mmpretrain::` base configs), which newer
+# setuptools (pulled in by torch's metadata) no longer ship.
+pip_i -r requirements/build.txt
 log "installing saim_mm (editable)"
 pip_i --no-deps --no-build-isolation -e .
 "$VPY" -c 'import mmcv.ops, mmdet, mmseg, mmpretrain, saim_mm; print("saim_mm", saim_mm.__version__, "ready; mmcv", mmcv.__version__)'

@@ -13,8 +13,7 @@ warmup_epochs = 30
 base_lr = 2e-4  # per 256 images
 
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
-    loss_scale='dynamic',
+    type='AmpOptimWrapper',  # fp16 autocast, dynamic loss scale
     optimizer=dict(type='AdamW', lr=base_lr * 2048 / 256, betas=(0.9, 0.95), weight_decay=0.05),
     # no weight decay on norms, biases, the cls token and the position embedding
     paramwise_cfg=dict(
