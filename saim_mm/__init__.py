@@ -4,9 +4,10 @@ from .version_check import check_versions
 
 check_versions()
 
-from . import models  # noqa: E402,F401  (registers SAIM, SAIMViT, SAIMDecoder, GaussianPixelLoss)
-from .utils import register_checkpoint_safe_globals  # noqa: E402
+from . import datasets, engine, models  # noqa: E402,F401  (registers transforms, hooks and models)
+from .utils import register_checkpoint_loader, register_checkpoint_safe_globals  # noqa: E402
 
 register_checkpoint_safe_globals()
+register_checkpoint_loader()
 
 __all__ = ['__version__', 'check_versions']

@@ -21,7 +21,7 @@ model = dict(
     head=dict(patch_size=patch, kernel_size=3, sigma=1.0))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(
         type='RandomResizedCrop',
         scale=img,
@@ -59,7 +59,7 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=8),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3, save_last=True))
+    checkpoint=dict(interval=10, max_keep_ckpts=3, save_last=True))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 work_dir = './work_dirs/demo_cpu'
 resume = False  # a demo run starts afresh; the paper configs auto-resume

@@ -45,7 +45,13 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True))
+    # CheckpointHook that writes to a temp file and renames, updates last_checkpoint atomically, deletes
+    # old checkpoints only after the new one is complete, and never saves non-finite weights
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_last=True))
+custom_hooks = [
+    dict(type='ResumableRandomnessHook'),  # per-(seed, rank, epoch) RNG streams: exact resume
+    dict(type='NonFiniteLossHook'),  # stop at the first NaN/inf loss, before it is checkpointed
+]
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
 env_cfg = dict(dist_cfg=dict(backend='nccl'))

@@ -1,4 +1,8 @@
-from .checkpoint_safety import checkpoint_safe_globals, register_checkpoint_safe_globals
+from .checkpoint_safety import (CheckpointLoadError, checkpoint_safe_globals, load_checkpoint_file,
+                                register_checkpoint_loader, register_checkpoint_safe_globals)
 from .cpu_distributed import setup_cpu_distributed
 
-__all__ = ['checkpoint_safe_globals', 'register_checkpoint_safe_globals', 'setup_cpu_distributed']
+__all__ = [
+    'CheckpointLoadError', 'checkpoint_safe_globals', 'load_checkpoint_file', 'register_checkpoint_loader',
+    'register_checkpoint_safe_globals', 'setup_cpu_distributed'
+]

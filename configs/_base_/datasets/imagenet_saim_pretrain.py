@@ -3,7 +3,8 @@ dataset_type = 'ImageNet'
 data_root = 'data/imagenet/'
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    # mmcv's LoadImageFromFile whose errors name the file; grey/RGBA/CMYK images come out as 3 channels
+    dict(type='CheckedLoadImageFromFile'),
     dict(
         type='RandomResizedCrop',
         scale=224,
@@ -20,6 +21,8 @@ train_dataloader = dict(
     num_workers=10,
     persistent_workers=True,
     pin_memory=True,
+    # worker RNGs follow the main RNG, which ResumableRandomnessHook re-seeds per (seed, rank, epoch)
+    worker_init_fn=dict(type='torch_seed_worker_init_fn'),
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(type=dataset_type, data_root=data_root, split='train', pipeline=train_pipeline))

@@ -1,0 +1,3 @@
+from .loading import CheckedLoadImageFromFile, ImageLoadError
+
+__all__ = ['CheckedLoadImageFromFile', 'ImageLoadError']
