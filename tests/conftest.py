@@ -51,3 +51,24 @@ def demo_data(tmp_path_factory) -> str:
                     '--train-per-class', '8', '--val-per-class', '2', '--size', '24'],
                    check=True, capture_output=True)
     return out
+
+
+def demo_train_cfg(data_root: str, work_dir: str, epochs: int = 2, batch: int = 8, **options):
+    """configs/saim/demo_cpu.py made tiny for in-process Runner tests (main-process data, seed 0).
+
+    ``options`` are ``--cfg-options``-style overrides, e.g. ``{'default_hooks.checkpoint.by_epoch': False}``.
+    """
+    import uuid
+
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, 'configs/saim/demo_cpu.py'))
+    cfg.merge_from_dict({
+        'train_dataloader.dataset.data_root': data_root, 'train_cfg.max_epochs': epochs,
+        'train_dataloader.batch_size': batch, 'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False, 'default_hooks.checkpoint.interval': 1,
+        'default_hooks.checkpoint.max_keep_ckpts': -1, 'default_hooks.logger.interval': 1,
+        'randomness.seed': 0, **options
+    })
+    cfg.work_dir = work_dir
+    cfg.experiment_name = f'test_{uuid.uuid4().hex[:8]}'  # mmengine keeps global instances per name
+    return cfg

@@ -1,0 +1,111 @@
+"""AtomicCheckpointHook: a crash while saving never leaves a checkpoint that resume would pick half-written."""
+import os
+import os.path as osp
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from mmengine.runner import Runner
+
+import saim_mm  # noqa: F401
+from saim_mm.engine.hooks.atomic_checkpoint_hook import atomic_write_text
+from saim_mm.utils import CheckpointLoadError
+from tests.conftest import REPO, demo_train_cfg
+from tests.test_tools.test_train import DEMO, env_with_venv, tiny_run_options
+
+# tools/train.py with mmengine's file writes patched: the write of epoch_3's checkpoint stops half-way and
+# the process dies on the spot (as with SIGKILL or a node failure).
+CRASH_WHILE_SAVING = textwrap.dedent('''
+    import os, runpy, sys
+    from mmengine.fileio.backends.local_backend import LocalBackend
+    put = LocalBackend.put
+
+    def crashing_put(self, obj, filepath):
+        if 'epoch_3' in str(filepath):
+            with open(filepath, 'wb') as f:
+                f.write(obj[:len(obj) // 2])
+            os._exit(9)
+        return put(self, obj, filepath)
+
+    LocalBackend.put = crashing_put
+    sys.argv = sys.argv[1:]
+    runpy.run_path(sys.argv[0], run_name='__main__')
+''')
+
+
+def crash_while_saving_epoch3(data_root: str, work: str, hook: str, tmp_path) -> subprocess.CompletedProcess:
+    script = tmp_path / 'crash_while_saving.py'
+    script.write_text(CRASH_WHILE_SAVING)
+    cmd = [sys.executable, str(script), osp.join(REPO, 'tools/train.py'), DEMO, '--work-dir', work,
+           *tiny_run_options(data_root, epochs=4), 'default_hooks.checkpoint.max_keep_ckpts=1',
+           f'default_hooks.checkpoint.type={hook}']
+    return subprocess.run(cmd, env=env_with_venv(), cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_crash_while_saving_keeps_the_previous_checkpoint_and_resume_works(demo_data, tmp_path):
+    work = str(tmp_path / 'work')
+    crashed = crash_while_saving_epoch3(demo_data, work, 'AtomicCheckpointHook', tmp_path)
+    assert crashed.returncode == 9, (crashed.stdout + crashed.stderr)[-3000:]
+    # the half-written file never got a checkpoint's name; the previous checkpoint is still there
+    assert sorted(f for f in os.listdir(work) if '.pth' in f) == ['epoch_2.pth', 'epoch_3.pth.tmp']
+    assert open(osp.join(work, 'last_checkpoint')).read() == osp.join(work, 'epoch_2.pth')
+    assert torch.load(osp.join(work, 'epoch_2.pth'))['meta']['epoch'] == 2
+
+    resumed = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools/train.py'), DEMO, '--work-dir', work, '--resume',
+         *tiny_run_options(demo_data, epochs=4), 'default_hooks.checkpoint.max_keep_ckpts=1'],
+        env=env_with_venv(), cwd=REPO, capture_output=True, text=True, timeout=600)
+    out = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, out[-3000:]
+    assert 'resumed epoch: 2, iter: 8' in out
+    assert sorted(f for f in os.listdir(work) if '.pth' in f) == ['epoch_4.pth']  # the .tmp was replaced
+
+
+def test_mmengine_checkpoint_hook_loses_the_run_in_the_same_crash(demo_data, tmp_path):
+    """Why the hook exists: mmengine 0.10 deletes the old checkpoint first and writes the new one in place."""
+    work = str(tmp_path / 'work')
+    crashed = crash_while_saving_epoch3(demo_data, work, 'CheckpointHook', tmp_path)
+    assert crashed.returncode == 9
+    assert sorted(f for f in os.listdir(work) if '.pth' in f) == ['epoch_3.pth']  # truncated; epoch_2 deleted
+    assert open(osp.join(work, 'last_checkpoint')).read() == osp.join(work, 'epoch_2.pth')  # gone
+    with pytest.raises(CheckpointLoadError, match='epoch_3.pth .*truncated or corrupt'):
+        saim_mm.utils.load_checkpoint_file(osp.join(work, 'epoch_3.pth'))
+
+
+def test_last_checkpoint_is_replaced_atomically(tmp_path, monkeypatch):
+    path = str(tmp_path / 'last_checkpoint')
+    atomic_write_text(path, '/work/epoch_1.pth')
+
+    def crash(*args):
+        raise KeyboardInterrupt  # the process is stopped between writing the temp file and renaming it
+
+    monkeypatch.setattr(os, 'replace', crash)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_text(path, '/work/epoch_2.pth')
+    assert open(path).read() == '/work/epoch_1.pth'
+
+
+def test_non_finite_weights_are_never_saved(demo_data, tmp_path):
+    work = str(tmp_path / 'work')
+    runner = Runner.from_cfg(demo_train_cfg(demo_data, work, epochs=1))
+    runner.train()
+    assert open(osp.join(work, 'last_checkpoint')).read() == osp.join(work, 'epoch_1.pth')
+    with torch.no_grad():
+        runner.model.neck.ln.weight[3] = float('nan')
+    hook = next(h for h in runner.hooks if type(h).__name__ == 'AtomicCheckpointHook')
+    with pytest.raises(FloatingPointError, match=r'Refusing to save epoch_2.pth at iteration 5: parameters '
+                                                 r"\['neck.ln.weight'\].*last good checkpoint is .*epoch_1.pth"):
+        hook._save_checkpoint(runner)
+    assert sorted(f for f in os.listdir(work) if '.pth' in f) == ['epoch_1.pth']
+    assert open(osp.join(work, 'last_checkpoint')).read() == osp.join(work, 'epoch_1.pth')
+
+
+def test_resume_from_a_weights_only_file_names_the_file(demo_data, tmp_path):
+    weights = str(tmp_path / 'published.pth')
+    torch.save({'state_dict': {}}, weights)
+    runner = Runner.from_cfg(demo_train_cfg(demo_data, str(tmp_path / 'work'), resume=True, load_from=weights))
+    with pytest.raises(ValueError, match=rf"Cannot resume from {weights}: it is not an mmengine training "
+                                         r"checkpoint \(it lacks \['meta', 'message_hub'\]"):
+        runner.train()
