@@ -36,7 +36,8 @@ def pretrain(order: str, data_root: str, work_dir: str, epochs: int, batch: int)
     cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), DEMO, '--work-dir', work_dir,
            '--cfg-options', f'model.order={order}', f'train_dataloader.dataset.data_root={data_root}',
            f'train_cfg.max_epochs={epochs}', f'train_dataloader.batch_size={batch}',
-           f'default_hooks.checkpoint.interval={epochs}', 'randomness.seed=0']
+           f'default_hooks.checkpoint.interval={epochs}', 'default_hooks.logger.interval=1',
+           'randomness.seed=0']
     subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env=dict(os.environ, PYTHONPATH=REPO))
     return osp.join(work_dir, f'epoch_{epochs}.pth')
