@@ -51,7 +51,8 @@ def build_model(arch: str, img_size: int, patch_size: int = 16):
     from mmengine.logging import MMLogger
     from mmpretrain.models import VisionTransformer
     from mmpretrain.registry import MODELS
-    MMLogger.get_instance('benchmark_pretrain', log_level='WARNING')  # no per-parameter init log
+    if not MMLogger.check_instance_created('benchmark_pretrain'):  # no per-parameter init log
+        MMLogger.get_instance('benchmark_pretrain', log_level='WARNING')
     settings = VisionTransformer.arch_zoo[arch]
     C, M, H = settings['embed_dims'], settings['num_layers'], settings['num_heads']
     cfg = dict(
