@@ -59,3 +59,4 @@ env_cfg = dict(dist_cfg=dict(backend='nccl'))
 randomness = dict(seed=0, diff_rank_seed=True)  # ranks draw different orders and augmentations
 resume = True  # auto-resume from the latest checkpoint in the work dir
 auto_scale_lr = dict(base_batch_size=2048, enable=False)
+compile = False  # True (or a dict of torch.compile options) compiles the train step (mmengine)
