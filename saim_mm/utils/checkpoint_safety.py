@@ -2,9 +2,12 @@
 
 mmengine's resume checkpoints hold, besides tensors, the message hub's ``HistoryBuffer`` objects and numpy
 scalars/arrays, which the weights-only unpickler refuses. Instead of switching the safety off, saim_mm
-allow-lists exactly those types. ``builtins.getattr`` is needed because a ``HistoryBuffer`` stores its
-statistics methods, which pickle as ``getattr(HistoryBuffer, 'min')``; the weights-only unpickler still
-calls nothing that is not on the list, so getattr can only reach attributes of allow-listed objects.
+allow-lists exactly those types. A ``HistoryBuffer`` also pickles its statistics methods as
+``getattr(HistoryBuffer, 'mean')`` (and on loading installs them on the class, where mmengine's logger
+calls them). Allow-listing the real ``builtins.getattr`` would let a crafted file walk from an allowed
+object to any attribute (``getattr(getattr, '__self__')`` is the builtins module) and plant it there, so
+the name ``builtins.getattr`` is bound to :func:`statistics_method_getattr`, which returns only those
+four methods.
 
 mmengine loads local checkpoints (``resume``, ``load_from``, ``init_cfg=dict(type='Pretrained')``) with
 its ``load_from_local``, which calls ``torch.load`` without ``weights_only`` (so the environment variable
@@ -13,7 +16,6 @@ deep inside the unpickler. :func:`register_checkpoint_loader` replaces it with
 :func:`load_from_local_weights_only`, which always passes ``weights_only=True`` and turns every failure into
 a :class:`CheckpointLoadError` that names the file and says what is wrong with it.
 """
-import builtins
 import os.path as osp
 import pickle
 import re
@@ -32,21 +34,37 @@ KNOWN_FORMATS = {
     b'\xff\xd8\xff': 'a JPEG image',
     b'\x89PNG': 'a PNG image',
     b'\x93NUMPY': 'a numpy .npy file',
+    b'\x80\x02': 'a plain pickle (not written by torch.save)',
     b'\x80\x03': 'a plain pickle (not written by torch.save)',
     b'\x80\x04': 'a plain pickle (not written by torch.save)',
     b'\x80\x05': 'a plain pickle (not written by torch.save)',
 }
+
+# what the weights-only unpickler (and statistics_method_getattr) say when a file uses something not allowed
+REFUSALS = (r'GLOBAL ([\w.]+)', r"but got <class '([\w.]+)'>", r'reduce for unrecognized function (\S+)',
+            r'(getattr\(.*?\)) is not allowed')
 
 
 class CheckpointLoadError(RuntimeError):
     """A checkpoint file that cannot (or must not) be loaded; the message names the file and the reason."""
 
 
+HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')  # HistoryBuffer._set_default_statistics
+
+
+def statistics_method_getattr(obj: Any, name: str) -> Callable:
+    """``getattr`` as a checkpoint may use it: only ``HistoryBuffer``'s default statistics methods."""
+    if obj is not HistoryBuffer or name not in HISTORY_BUFFER_STATISTICS:
+        raise pickle.UnpicklingError(f'getattr({obj!r}, {name!r}) is not allowed: checkpoints may only use '
+                                     f'getattr(HistoryBuffer, name) with name in {HISTORY_BUFFER_STATISTICS}')
+    return getattr(obj, name)
+
+
 def checkpoint_safe_globals() -> List[object]:
-    """The globals an mmengine/saim_mm checkpoint may reference."""
+    """The globals an mmengine/saim_mm checkpoint may reference (in ``add_safe_globals`` form)."""
     return [
         HistoryBuffer,
-        builtins.getattr,
+        (statistics_method_getattr, 'builtins.getattr'),
         np.core.multiarray._reconstruct,
         np.core.multiarray.scalar,
         np.ndarray,
@@ -99,10 +117,10 @@ def load_checkpoint_file(filename: str, map_location: Optional[Union[str, Callab
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        refused = re.search(r'GLOBAL ([\w.]+)', str(err))
+        refused = [m for m in (re.search(p, str(err)) for p in REFUSALS) if m]
         if refused:
             raise CheckpointLoadError(
-                f'Refusing to load checkpoint {filename}: it references {refused.group(1)}, which is not on '
+                f'Refusing to load checkpoint {filename}: it references {refused[0].group(1)}, which is not on '
                 'the weights-only allow-list (unpickling it could run arbitrary code). saim_mm never loads '
                 'checkpoints with weights_only=False; if you trust the file and the type is plain data, '
                 'allow it with torch.serialization.add_safe_globals.') from None
