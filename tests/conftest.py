@@ -1,4 +1,6 @@
+import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -72,3 +74,30 @@ def demo_train_cfg(data_root: str, work_dir: str, epochs: int = 2, batch: int = 
     cfg.work_dir = work_dir
     cfg.experiment_name = f'test_{uuid.uuid4().hex[:8]}'  # mmengine keeps global instances per name
     return cfg
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _gloo_process(rank: int, fn, world_size: int, port: int, args: tuple) -> None:
+    import torch.distributed as dist
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world_size))
+    dist.init_process_group('gloo', rank=rank, world_size=world_size)
+    try:
+        fn(rank, *args)
+    finally:
+        dist.destroy_process_group()
+
+
+def spawn_gloo(fn, *args, world_size: int = 2) -> None:
+    """Run ``fn(rank, *args)`` in ``world_size`` CPU processes joined by a gloo process group.
+
+    ``fn`` must be a module-level function (the processes are spawned); an exception in any process fails
+    the call.
+    """
+    import torch.multiprocessing as mp
+    mp.spawn(_gloo_process, args=(fn, world_size, free_port(), args), nprocs=world_size, join=True)

@@ -4,7 +4,6 @@ import os
 import os.path as osp
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import torch
 
 import saim_mm  # noqa: F401  (allow-lists the checkpoint types for weights_only loading)
 
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 DEMO = osp.join(REPO, 'configs/saim/demo_cpu.py')
 
@@ -33,12 +32,6 @@ def env_with_venv() -> dict:
     env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
     env.pop('TORCH_FORCE_WEIGHTS_ONLY_LOAD', None)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def test_dist_train_two_cpu_processes(demo_data, tmp_path):

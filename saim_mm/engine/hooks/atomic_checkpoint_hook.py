@@ -87,7 +87,7 @@ class AtomicCheckpointHook(CheckpointHook):
             if bad:  # every rank holds the same weights, so every rank stops here
                 previous = runner.message_hub.get_info('last_ckpt')
                 raise FloatingPointError(
-                    f'Refusing to save {ckpt_filename} at iteration {runner.iter + 1}: parameters '
+                    f'Refusing to save {ckpt_filename} after iteration {meta["iter"]}: parameters '
                     f'{bad[:5]}{" ..." if len(bad) > 5 else ""} ({len(bad)} in all) are not finite. '
                     f'The last good checkpoint is {previous}.')
         if not isinstance(self.file_backend, LocalBackend):

@@ -95,7 +95,7 @@ def test_non_finite_weights_are_never_saved(demo_data, tmp_path):
     with torch.no_grad():
         runner.model.neck.ln.weight[3] = float('nan')
     hook = next(h for h in runner.hooks if type(h).__name__ == 'AtomicCheckpointHook')
-    with pytest.raises(FloatingPointError, match=r'Refusing to save epoch_2.pth at iteration 5: parameters '
+    with pytest.raises(FloatingPointError, match=r'Refusing to save epoch_2.pth after iteration 4: parameters '
                                                  r"\['neck.ln.weight'\].*last good checkpoint is .*epoch_1.pth"):
         hook._save_checkpoint(runner)
     assert sorted(f for f in os.listdir(work) if '.pth' in f) == ['epoch_1.pth']
