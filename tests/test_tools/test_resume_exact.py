@@ -39,9 +39,9 @@ def read_losses(work: str) -> dict:
 
 
 def train_cmd(data_root: str, work: str, workers: int) -> list:
-    return [sys.executable, osp.join(REPO, 'tools/train.py'), DEMO, '--work-dir', work,
-            *tiny_run_options(data_root, EPOCHS),
-            f'train_dataloader.num_workers={workers}', 'train_dataloader.persistent_workers=False',
+    # the deterministic settings of README, Reliability: --no-persistent-workers, randomness.deterministic
+    return [sys.executable, osp.join(REPO, 'tools/train.py'), DEMO, '--work-dir', work, '--no-persistent-workers',
+            *tiny_run_options(data_root, EPOCHS), f'train_dataloader.num_workers={workers}',
             'log_processor.window_size=1', 'randomness.deterministic=True']
 
 

@@ -35,8 +35,9 @@ class ResumableRandomnessHook(Hook):
     iteration)`` (``runner.seed`` already includes the rank when ``randomness.diff_rank_seed=True``).
     Nothing has to be stored: the resumed epoch ``e`` draws exactly what the uninterrupted one drew. The
     data-loader workers are seeded from torch's per-epoch loader seed (drawn after the re-seed) when the
-    loader uses :func:`saim_mm.datasets.torch_seed_worker_init_fn` and is not persistent; with
-    ``persistent_workers=True`` the workers' augmentation streams start fresh (but not identical) on resume.
+    loader uses :func:`saim_mm.datasets.torch_seed_worker_init_fn` and is not persistent. Persistent workers
+    (``persistent_workers=True``) carry their RNG states from one epoch to the next, and a resumed run cannot
+    recreate those states: its augmentations then differ from the uninterrupted run's (the hook warns).
 
     It also stores the data sampler's seed in the checkpoint and restores it on resume: with
     ``randomness.seed=None`` mmengine draws the sampler seed at random *before* it reads the checkpoint, so
@@ -75,6 +76,12 @@ class ResumableRandomnessHook(Hook):
         sampler = self._sampler(runner)
         if sampler is not None and self._loaded_sampler_seed is not None:
             sampler.seed = int(self._loaded_sampler_seed)
+        loader = runner.train_dataloader
+        if getattr(loader, 'persistent_workers', False) and loader.num_workers > 0:
+            runner.logger.warning(
+                'Resumed with persistent data-loader workers: their random states are not in the checkpoint, so '
+                'the augmentations differ from those of an uninterrupted run. For an exact continuation set '
+                'train_dataloader.persistent_workers=False (tools/train.py --no-persistent-workers).')
         if isinstance(runner.train_loop, EpochBasedTrainLoop):
             iters_per_epoch = len(runner.train_dataloader)
             if runner.iter != runner.epoch * iters_per_epoch:
