@@ -46,9 +46,12 @@ class SAIM(BaseSelfSupervisor):
         if dec_depth == 0 and order != 'raster':
             raise ValueError('neck.num_layers=0 (no query stream) needs order="raster": without a query '
                              'stream the model cannot know which patch comes next.')
-        if self.head.patch_size != self.backbone.patch_size:
-            raise ValueError(f'head.patch_size={self.head.patch_size} differs from '
-                             f'backbone.patch_size={self.backbone.patch_size}.')
+        for key, value, expected in (('head.patch_size', self.head.patch_size, self.backbone.patch_size),
+                                     ('neck.patch_size', self.neck.patch_size, self.backbone.patch_size),
+                                     ('neck.embed_dims', self.neck.embed_dims, self.backbone.embed_dims)):
+            if value != expected:
+                backbone_key = 'backbone.' + key.split('.')[1]
+                raise ValueError(f'{key}={value} differs from {backbone_key}={expected}; it must be {expected}.')
         # The position embedding is the fixed sin-cos table; the backbone's final norm is not part of
         # the pre-training forward (the decoder has its own), so both stay frozen here.
         self.backbone.pos_embed.requires_grad_(False)

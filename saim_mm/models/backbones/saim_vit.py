@@ -40,8 +40,10 @@ class SAIMViT(VisionTransformer):
                  **kwargs) -> None:
         size = to_2tuple(img_size)
         if size[0] % patch_size or size[1] % patch_size:
+            side = size[0] if size[0] % patch_size else size[1]
+            near = sorted({max(side // patch_size, 1) * patch_size, (side // patch_size + 1) * patch_size})
             raise ValueError(f'img_size {tuple(size)} is not divisible by patch_size {patch_size}: '
-                             f'both sides must be multiples of the patch size.')
+                             f'both sides must be multiples of the patch size (e.g. {" or ".join(map(str, near))}).')
         super().__init__(
             arch=arch,
             img_size=img_size,

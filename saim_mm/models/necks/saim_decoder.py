@@ -56,6 +56,8 @@ class SAIMDecoder(BaseModule):
         if predictor not in PREDICTORS:
             raise ValueError(f'SAIMDecoder predictor must be one of {PREDICTORS}, got {predictor!r}.')
         self.num_layers = num_layers
+        self.embed_dims = embed_dims
+        self.patch_size = patch_size
         self.share_encoder_weights = share_encoder_weights
         if share_encoder_weights or num_layers == 0:
             self.layers = None
