@@ -15,7 +15,7 @@ from PIL import Image
 
 import saim_mm  # noqa: F401
 from saim_mm.datasets.transforms import CheckedLoadImageFromFile, ImageLoadError
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 from tests.test_tools.test_train import DEMO, env_with_venv, tiny_run_options
 
 
@@ -115,17 +115,24 @@ def test_empty_class_folder(demo_data, tmp_path):
         CustomDataset(data_root=root, data_prefix='train/zz_empty', pipeline=[])
 
 
-@pytest.mark.parametrize('workers', [0, 2])
-def test_training_on_a_corrupt_image_stops_with_its_name(demo_data, tmp_path, workers):
-    """The error reaches the training process from the data-loader workers; nothing hangs."""
+@pytest.mark.parametrize('launch', ['main-process-data', 'two-workers', 'two-ranks'])
+def test_training_on_a_corrupt_image_stops_with_its_name(demo_data, tmp_path, launch):
+    """The error reaches the training process from the data-loader workers, and with tools/dist_train.sh
+    torchrun stops the other rank (which would otherwise wait in the gradient all-reduce); nothing hangs."""
     root = copy_demo(demo_data, tmp_path / 'data')
     bad = osp.join(root, 'train', 'disc', sorted(os.listdir(osp.join(root, 'train', 'disc')))[3])
     with open(bad, 'r+b') as f:
         f.truncate(osp.getsize(bad) // 2)
-    cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), DEMO, '--work-dir', str(tmp_path / 'work'),
-           *tiny_run_options(root, epochs=1), f'train_dataloader.num_workers={workers}']
-    proc = subprocess.run(cmd, env=env_with_venv(), cwd=REPO, capture_output=True, text=True, timeout=300)
+    work = str(tmp_path / 'work')
+    workers = 0 if launch == 'main-process-data' else 2
+    options = ['--work-dir', work, *tiny_run_options(root, epochs=1), f'train_dataloader.num_workers={workers}']
+    if launch == 'two-ranks':
+        cmd = ['bash', osp.join(REPO, 'tools/dist_train.sh'), DEMO, '2', *options]
+        env = dict(env_with_venv(), PORT=str(free_port()))
+    else:
+        cmd, env = [sys.executable, osp.join(REPO, 'tools/train.py'), DEMO, *options], env_with_venv()
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert f'ImageLoadError: Cannot load image {bad}' in out, out[-3000:]
-    assert not osp.exists(osp.join(tmp_path, 'work', 'epoch_1.pth'))
+    assert not osp.exists(osp.join(work, 'epoch_1.pth'))

@@ -44,6 +44,13 @@ def crash_while_saving_epoch3(data_root: str, work: str, hook: str, tmp_path) ->
     return subprocess.run(cmd, env=env_with_venv(), cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
+def resume(data_root: str, work: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools/train.py'), DEMO, '--work-dir', work, '--resume',
+         *tiny_run_options(data_root, epochs=4), 'default_hooks.checkpoint.max_keep_ckpts=1'],
+        env=env_with_venv(), cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
 def test_crash_while_saving_keeps_the_previous_checkpoint_and_resume_works(demo_data, tmp_path):
     work = str(tmp_path / 'work')
     crashed = crash_while_saving_epoch3(demo_data, work, 'AtomicCheckpointHook', tmp_path)
@@ -53,12 +60,11 @@ def test_crash_while_saving_keeps_the_previous_checkpoint_and_resume_works(demo_
     assert open(osp.join(work, 'last_checkpoint')).read() == osp.join(work, 'epoch_2.pth')
     assert torch.load(osp.join(work, 'epoch_2.pth'))['meta']['epoch'] == 2
 
-    resumed = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools/train.py'), DEMO, '--work-dir', work, '--resume',
-         *tiny_run_options(demo_data, epochs=4), 'default_hooks.checkpoint.max_keep_ckpts=1'],
-        env=env_with_venv(), cwd=REPO, capture_output=True, text=True, timeout=600)
+    resumed = resume(demo_data, work)
     out = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, out[-3000:]
+    # mmengine's auto-resume takes the file named in last_checkpoint
+    assert f'Auto resumed from the latest checkpoint {osp.join(work, "epoch_2.pth")}' in out
     assert 'resumed epoch: 2, iter: 8' in out
     assert sorted(f for f in os.listdir(work) if '.pth' in f) == ['epoch_4.pth']  # the .tmp was replaced
 
@@ -72,6 +78,9 @@ def test_mmengine_checkpoint_hook_loses_the_run_in_the_same_crash(demo_data, tmp
     assert open(osp.join(work, 'last_checkpoint')).read() == osp.join(work, 'epoch_2.pth')  # gone
     with pytest.raises(CheckpointLoadError, match='epoch_3.pth .*truncated or corrupt'):
         saim_mm.utils.load_checkpoint_file(osp.join(work, 'epoch_3.pth'))
+    resumed = resume(demo_data, work)  # nothing complete is left to resume from
+    assert resumed.returncode != 0
+    assert f'Checkpoint {osp.join(work, "epoch_2.pth")} does not exist' in resumed.stderr
 
 
 def test_last_checkpoint_is_replaced_atomically(tmp_path, monkeypatch):
