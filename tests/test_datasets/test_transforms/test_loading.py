@@ -51,6 +51,19 @@ def test_unusual_images_become_three_channel_crops(tmp_path, name, array, value)
     assert (out['inputs'] == value).all()  # a flat image stays flat: the pixels were read, not invented
 
 
+@pytest.mark.parametrize('mode', ['P', 'CMYK'])
+def test_palette_and_cmyk_images_load_as_rgb(tmp_path, mode):
+    rgb = np.zeros((6, 8, 3), np.uint8)
+    rgb[:, :4] = (255, 0, 0)
+    rgb[:, 4:] = (0, 0, 255)
+    path = str(tmp_path / ('img.png' if mode == 'P' else 'img.jpg'))  # CMYK: a JPEG
+    Image.fromarray(rgb).convert(mode).save(path)
+    img = CheckedLoadImageFromFile()(dict(img_path=path))['img']  # BGR, as mmcv loads
+    assert img.shape == (6, 8, 3) and img.dtype == np.uint8
+    assert np.abs(img[:, :4].astype(int) - (0, 0, 255)).max() <= 12  # red
+    assert np.abs(img[:, 4:].astype(int) - (255, 0, 0)).max() <= 12  # blue
+
+
 def test_grey_image_loads_as_three_equal_channels(tmp_path):
     grey = (np.arange(48, dtype=np.uint8) * 5).reshape(6, 8)
     img = CheckedLoadImageFromFile()(dict(img_path=save(tmp_path / 'g.png', grey)))['img']
