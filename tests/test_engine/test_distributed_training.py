@@ -71,7 +71,7 @@ def half_batch_on_each_rank(rank: int, out: str) -> None:
 
 def test_two_ranks_with_half_batches_match_one_process_with_the_whole_batch(tmp_path):
     spawn_gloo(half_batch_on_each_rank, str(tmp_path))
-    ranks = [torch.load(tmp_path / f'rank{r}.pth') for r in (0, 1)]
+    ranks = [torch.load(tmp_path / f'rank{r}.pth', weights_only=True) for r in (0, 1)]
     grads, weights = train_steps(tiny_float64_saim(), slice(0, BATCH))
     assert len(grads) == STEPS and len(grads[0]) > 50
     for r in ranks:
@@ -134,7 +134,7 @@ def one_image_data(tmp_path_factory) -> str:
 @pytest.mark.parametrize('diff_rank_seed', [True, False])
 def test_ranks_draw_different_orders_and_augmentations(one_image_data, tmp_path, diff_rank_seed):
     spawn_gloo(train_one_epoch, one_image_data, str(tmp_path), diff_rank_seed)
-    rank0, rank1 = (torch.load(tmp_path / f'rank{r}.pth') for r in (0, 1))
+    rank0, rank1 = (torch.load(tmp_path / f'rank{r}.pth', weights_only=True) for r in (0, 1))
     assert len(rank0['orders']) == len(rank1['orders']) == 2  # 32 images, batch 8 on each of 2 ranks
     assert rank0['images'][0].shape == (8, 3, 32, 32)
     for key in ('orders', 'images'):

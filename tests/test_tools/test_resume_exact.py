@@ -81,8 +81,8 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_losses_and_weights(demo_d
     for it, loss in {**run_losses(first_run[0]), **resumed_losses}.items():
         assert loss == ref_losses[it], f'iteration {it}: {loss} != {ref_losses[it]} (uninterrupted)'
 
-    a = torch.load(osp.join(full, f'epoch_{EPOCHS}.pth'), map_location='cpu')
-    b = torch.load(osp.join(broken, f'epoch_{EPOCHS}.pth'), map_location='cpu')
+    a = torch.load(osp.join(full, f'epoch_{EPOCHS}.pth'), map_location='cpu', weights_only=True)
+    b = torch.load(osp.join(broken, f'epoch_{EPOCHS}.pth'), map_location='cpu', weights_only=True)
     assert a['state_dict'].keys() == b['state_dict'].keys()
     for name, value in a['state_dict'].items():
         assert torch.equal(value, b['state_dict'][name]), name

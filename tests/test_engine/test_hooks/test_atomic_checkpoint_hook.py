@@ -58,7 +58,7 @@ def test_crash_while_saving_keeps_the_previous_checkpoint_and_resume_works(demo_
     # the half-written file never got a checkpoint's name; the previous checkpoint is still there
     assert sorted(f for f in os.listdir(work) if '.pth' in f) == ['epoch_2.pth', 'epoch_3.pth.tmp']
     assert open(osp.join(work, 'last_checkpoint')).read() == osp.join(work, 'epoch_2.pth')
-    assert torch.load(osp.join(work, 'epoch_2.pth'))['meta']['epoch'] == 2
+    assert torch.load(osp.join(work, 'epoch_2.pth'), weights_only=True)['meta']['epoch'] == 2
 
     resumed = resume(demo_data, work)
     out = resumed.stdout + resumed.stderr
