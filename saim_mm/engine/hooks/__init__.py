@@ -1,5 +1,6 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .non_finite_loss_hook import NonFiniteLossHook
+from .pretrained_init_check_hook import PretrainedInitCheckHook
 from .resumable_randomness_hook import ResumableRandomnessHook
 
-__all__ = ['AtomicCheckpointHook', 'NonFiniteLossHook', 'ResumableRandomnessHook']
+__all__ = ['AtomicCheckpointHook', 'NonFiniteLossHook', 'PretrainedInitCheckHook', 'ResumableRandomnessHook']

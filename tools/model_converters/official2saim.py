@@ -1,0 +1,59 @@
+"""The authors' released SAIM checkpoint (qiy20/SAIM) -> a complete saim_mm SAIM checkpoint.
+
+    python tools/model_converters/official2saim.py saim_base_800ep.pth saim_vitb_800e_mm.pth \
+        [--config configs/saim/vitb_800e.py] [--num-heads 12] [--query-depth 12]
+
+Maps their encoder (``blocks``), query stream (``query_blocks``), decoder norm and prediction head onto
+``SAIMViT`` / ``SAIMDecoder`` (q, k, v fused into qkv), adds the identity final encoder norm their
+pre-training model does not have, and prints the architecture it read and the model config that fits it.
+With ``--config`` the result is checked key by key and shape by shape against that config's model. The
+output resumes nothing (no optimizer); use it with ``load_from``, the visualization tools, or
+``saim2backbone.py`` for fine-tuning.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from saim_mm.utils.convert import (check_fits_model, load_state_dict_file, official_saim_to_mm,  # noqa: E402
+                                   saim_model_cfg, save_state_dict_file)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='their checkpoint (.pth with a "model" entry, or a plain state dict)')
+    parser.add_argument('dst', help='output .pth (mmengine checkpoint with state_dict and meta)')
+    parser.add_argument('--config', help='check the result against the model of this saim_mm config')
+    parser.add_argument('--num-heads', type=int, help='attention heads (not stored in weights); '
+                        'default: width / 64 (12 for ViT-B)')
+    parser.add_argument('--query-depth', type=int,
+                        help='decoder depth of a shared-weight model (not stored in its weights)')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    state_dict, others = load_state_dict_file(args.src, allow_namespace=True)
+    converted, report = official_saim_to_mm(state_dict, query_depth=args.query_depth)
+    report.other_entries = others
+    heads = args.num_heads or max(report.arch['embed_dims'] // 64, 1)
+    if args.config:
+        from mmengine.config import Config
+        from mmpretrain.registry import MODELS
+
+        import saim_mm  # noqa: F401
+        model = MODELS.build(Config.fromfile(args.config).model)
+        check_fits_model(model, converted, f'{args.src} converted for {args.config}')
+        print(f'fits the model of {args.config} (every key and shape)')
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    save_state_dict_file(converted, args.dst, meta=dict(converted_from=osp.abspath(args.src), arch=report.arch))
+    for line in report.lines():
+        print(line)
+    print(f'model config that fits (num_heads={heads} assumed): {saim_model_cfg(report.arch, heads)}')
+    print(f'saved {args.dst}')
+
+
+if __name__ == '__main__':
+    main()

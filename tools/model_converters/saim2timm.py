@@ -1,0 +1,62 @@
+"""saim_mm encoder <-> timm VisionTransformer state dict (e.g. vit_base_patch16_224), .pth or .safetensors.
+
+    python tools/model_converters/saim2timm.py saim_ckpt.pth vit_base_saim.safetensors
+    python tools/model_converters/saim2timm.py timm_vit.safetensors saim_backbone.pth --reverse
+
+Forward: the encoder of any saim_mm checkpoint (SAIM pre-training, backbone-only, classifier; keys under
+``backbone.``, or a bare encoder) becomes timm's names (``patch_embed.proj``, ``blocks.N.{norm1,attn.qkv,
+attn.proj,norm2,mlp.fc1,mlp.fc2}``, ``norm``); load it with
+``timm.create_model('vit_base_patch16_224', num_classes=0).load_state_dict(sd)``. The output is a flat
+state dict (``.safetensors``) or ``torch.save`` of it (``.pth``). Reverse: a timm ViT state dict becomes a
+backbone-only saim_mm checkpoint (``backbone.*``, loadable with ``init_cfg=dict(type='Pretrained',
+prefix='backbone.')``); timm's classifier head is dropped and reported. Tensors are renamed, never changed.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from saim_mm.utils.convert import (CheckpointLoadError, ConversionReport, load_state_dict_file,  # noqa: E402
+                                   mm_to_timm, save_state_dict_file, timm_to_mm)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='input checkpoint (.pth or .safetensors)')
+    parser.add_argument('dst', help='output: .safetensors or .pth')
+    parser.add_argument('--reverse', action='store_true', help='timm -> saim_mm backbone checkpoint')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    state_dict, others = load_state_dict_file(args.src)
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    if args.reverse:
+        encoder, report = timm_to_mm(state_dict)
+        if args.dst.endswith('.safetensors'):
+            raise CheckpointLoadError('--reverse writes a saim_mm (mmengine) checkpoint: use a .pth output.')
+        save_state_dict_file({'backbone.' + k: v for k, v in encoder.items()}, args.dst,
+                             meta=dict(converted_from=osp.abspath(args.src)))
+    else:
+        report = ConversionReport()
+        if any(k.startswith('backbone.') for k in state_dict):
+            report.dropped = [(k, tuple(v.shape)) for k, v in state_dict.items() if not k.startswith('backbone.')]
+            state_dict = {k[len('backbone.'):]: v for k, v in state_dict.items() if k.startswith('backbone.')}
+        out = mm_to_timm(state_dict)
+        if args.dst.endswith('.safetensors'):
+            save_state_dict_file(out, args.dst, meta=dict(converted_from=osp.abspath(args.src)))
+        else:
+            torch.save(out, args.dst)
+    report.other_entries = others
+    for line in report.lines():
+        print(line)
+    print(f'saved {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
