@@ -5,6 +5,7 @@ import uuid
 import pytest
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import saim_mm  # noqa: F401
@@ -153,7 +154,8 @@ def build_groups(cfg: Config):
     model = MODELS.build(cfg.model)
     opt_cfg = cfg.optim_wrapper.copy()
     opt_cfg.type = 'OptimWrapper'  # AmpOptimWrapper needs a GPU; the param groups are the same
-    wrapper = build_optim_wrapper(model, opt_cfg)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # as the Runner does (default_scope)
+        wrapper = build_optim_wrapper(model, opt_cfg)
     groups = {}
     for group in wrapper.optimizer.param_groups:
         for p in group['params']:
