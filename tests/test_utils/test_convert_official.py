@@ -199,21 +199,29 @@ def test_official_tool_reads_their_checkpoint_file(tmp_path):
     import sys
 
     from tests.conftest import REPO
-    src, dst = tmp_path / 'saim_base.pth', tmp_path / 'converted.pth'
-    torch.save({'model': {'module.' + k: v for k, v in authors_state_dict().items()}, 'epoch': 799,
+
+    def tool(*args):
+        return subprocess.run([sys.executable, f'{REPO}/tools/model_converters/official2saim.py', *map(str, args)],
+                              capture_output=True, text=True, cwd=REPO, env={**os.environ, 'PYTHONPATH': REPO},
+                              timeout=300)
+
+    src, dst = tmp_path / 'saim_demo.pth', tmp_path / 'converted.pth'
+    # the dimensions of configs/saim/demo_cpu.py: width 96, 4 blocks, 4x4 patches on 32x32, k=3 Gaussian
+    sd = authors_state_dict(depth=4, query_depth=4, C=96, hidden=384, patch=4, img=32, kernel_size=3)
+    torch.save({'model': {'module.' + k: v for k, v in sd.items()}, 'epoch': 799,
                 'args': argparse.Namespace(model='saim_base', query_depth=4)}, src)
-    run = subprocess.run([sys.executable, f'{REPO}/tools/model_converters/official2saim.py', str(src), str(dst),
-                          '--num-heads', '2'], capture_output=True, text=True, cwd=REPO,
-                         env={**os.environ, 'PYTHONPATH': REPO})
+    run = tool(src, dst, '--num-heads', '3', '--config', 'configs/saim/demo_cpu.py')
     assert run.returncode == 0, run.stderr
+    assert 'fits the model of configs/saim/demo_cpu.py' in run.stdout
     assert 'dropped checkpoint entries: epoch, args' in run.stdout
-    assert "'num_layers': 4" in run.stdout and 'saved' in run.stdout
+    assert "'num_layers': 4" in run.stdout and "'img_size': 32" in run.stdout and 'saved' in run.stdout
     ckpt = torch.load(dst, weights_only=True)
-    model = build_tiny_saim(depth=4, dec_depth=4, embed_dims=32, heads=2, patch=4, img_size=16)
-    model.load_state_dict(ckpt['state_dict'], strict=True)
+    assert ckpt['state_dict']['backbone.layers.0.attn.qkv.weight'].shape == (288, 96)
+    # a config it does not fit: the error names keys and shapes
+    run = tool(src, dst, '--config', 'configs/saim/vitb_800e.py')
+    assert run.returncode != 0
+    assert 'backbone.cls_token: got [1, 1, 96], expected [1, 1, 768]' in run.stderr
     # not a checkpoint at all
     (tmp_path / 'notes.txt').write_text('hello')
-    run = subprocess.run([sys.executable, f'{REPO}/tools/model_converters/official2saim.py',
-                          str(tmp_path / 'notes.txt'), str(dst)], capture_output=True, text=True, cwd=REPO,
-                         env={**os.environ, 'PYTHONPATH': REPO})
+    run = tool(tmp_path / 'notes.txt', dst)
     assert run.returncode != 0 and 'is not a PyTorch checkpoint' in run.stderr and 'a text file' in run.stderr

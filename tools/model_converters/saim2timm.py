@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from saim_mm.utils.convert import (CheckpointLoadError, ConversionReport, load_state_dict_file,  # noqa: E402
+from saim_mm.utils.convert import (ConversionReport, load_state_dict_file,  # noqa: E402
                                    mm_to_timm, save_state_dict_file, timm_to_mm)
 
 
@@ -34,12 +34,13 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.reverse and args.dst.endswith('.safetensors'):
+        sys.exit('--reverse writes a saim_mm (mmengine) checkpoint for init_cfg=dict(type="Pretrained"): '
+                 'give a .pth output.')
     state_dict, others = load_state_dict_file(args.src)
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     if args.reverse:
         encoder, report = timm_to_mm(state_dict)
-        if args.dst.endswith('.safetensors'):
-            raise CheckpointLoadError('--reverse writes a saim_mm (mmengine) checkpoint: use a .pth output.')
         save_state_dict_file({'backbone.' + k: v for k, v in encoder.items()}, args.dst,
                              meta=dict(converted_from=osp.abspath(args.src)))
     else:
