@@ -145,7 +145,8 @@ def test_demo_configs_keep_the_recipes():
         assert cfg.train_dataloader.dataset.data_root == 'data/demo'
         assert cfg.train_dataloader.dataset.get('with_label', True)
     assert lin.model.backbone.frozen_stages == demo_pretrain.arch.num_layers
-    assert lin.optim_wrapper.optimizer.lr == pytest.approx(0.1 * lin.train_dataloader.batch_size / 256)
+    assert lin.optim_wrapper.optimizer.lr == load(LINEAR).optim_wrapper.optimizer.lr  # LARS: the absolute lr
+    assert lin.train_cfg.max_epochs == 90 and lin.param_scheduler[0].end == 10
     check_schedule(ft, ft.train_cfg.max_epochs, ft.param_scheduler[0].end, 1e-6)
     check_schedule(lin, lin.train_cfg.max_epochs, lin.param_scheduler[0].end, 0.0)
 
