@@ -187,7 +187,8 @@ def test_authors_checkpoint_errors_name_keys_and_shapes():
     with pytest.raises(ConversionError, match=r'unexpected keys: decoder_pred\.weight \[3, 3\]'):
         official_saim_to_mm(bad)
     bad = dict(sd, **{'blocks.1.mlp.fc2.weight': torch.zeros(32, 65)})
-    with pytest.raises(ConversionError, match=r'layers\.1\.ffn\.layers\.1\.weight: got \[32, 65\], expected \[32, 64\]'):
+    with pytest.raises(ConversionError,
+                       match=r'layers\.1\.ffn\.layers\.1\.weight: got \[32, 65\], expected \[32, 64\]'):
         official_saim_to_mm(bad)
     with pytest.raises(ConversionError, match='missing keys'):
         official_saim_to_mm({'encoder.weight': torch.zeros(2)})

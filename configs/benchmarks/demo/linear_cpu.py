@@ -9,7 +9,8 @@ embed_dims, depth, heads, patch, img, num_classes = 96, 4, 3, 4, 32, 4
 model = dict(
     data_preprocessor=dict(num_classes=num_classes),
     backbone=dict(
-        arch=dict(_delete_=True, embed_dims=embed_dims, num_layers=depth, num_heads=heads, feedforward_channels=4 * embed_dims),
+        arch=dict(_delete_=True, embed_dims=embed_dims, num_layers=depth, num_heads=heads,
+                  feedforward_channels=4 * embed_dims),
         img_size=img,
         patch_size=patch,
         frozen_stages=depth),
