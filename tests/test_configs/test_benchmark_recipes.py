@@ -220,3 +220,10 @@ def test_missing_pretrained_checkpoint_is_a_clear_error(rel, demo_data, tmp_path
     with pytest.raises(ValueError, match=r'model\.backbone\.init_cfg\.checkpoint is not set.*--cfg-options '
                                          r'model\.backbone\.init_cfg\.checkpoint='):
         runner.train()
+    # testing a trained model (tools/test.py CONFIG CKPT) needs no pre-trained checkpoint
+    import torch
+    torch.save({'state_dict': runner.model.state_dict(), 'meta': {}}, tmp_path / 'trained.pth')
+    cfg.load_from = str(tmp_path / 'trained.pth')
+    cfg.experiment_name = f'test_{uuid.uuid4().hex[:8]}'
+    metrics = Runner.from_cfg(cfg).test()
+    assert 0 <= metrics['accuracy/top1'] <= 100

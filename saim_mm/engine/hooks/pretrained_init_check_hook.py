@@ -2,6 +2,7 @@ from typing import Iterator, Tuple
 
 from mmengine.hooks import Hook
 from mmengine.model import BaseModule, is_model_wrapper
+from mmengine.runner import BaseLoop
 from mmpretrain.registry import HOOKS
 
 
@@ -30,7 +31,9 @@ class PretrainedInitCheckHook(Hook):
     priority = 'VERY_HIGH'
 
     def before_run(self, runner) -> None:
-        if getattr(runner, '_train_loop', None) is None:  # testing or validating: weights come from load_from
+        # Runner.train() builds its loop before before_run; test()/val() leave it a config dict (or None)
+        # and load a trained checkpoint instead of initialising the weights.
+        if not isinstance(getattr(runner, '_train_loop', None), BaseLoop):
             return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         for name, cfg in pretrained_init_cfgs(model):
