@@ -32,8 +32,8 @@ model = dict(
                        norm_cfg=norm_cfg),
         mask_roi_extractor=dict(out_channels=32, featmap_strides=strides),
         mask_head=dict(in_channels=32, conv_out_channels=32, num_classes=len(classes), norm_cfg=norm_cfg)),
-    train_cfg=dict(rpn_proposal=dict(nms_pre=200, max_per_img=100), rcnn=dict(sampler=dict(num=64))),
-    test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=100)))
+    train_cfg=dict(rpn_proposal=dict(nms_pre=200, max_per_img=50), rcnn=dict(sampler=dict(num=32))),
+    test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=50), rcnn=dict(max_per_img=20)))
 
 data_root = 'data/coco_demo/'
 train_pipeline = [
