@@ -45,14 +45,14 @@ val_dataloader = dict(num_workers=0, persistent_workers=False,
                       dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-max_iters = 8
-warmup_iters = 2
+max_iters = 120
+warmup_iters = 10
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 # fp32 on the CPU: a plain OptimWrapper with the recipe's constructor, layer decay and decay rules
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='BackboneLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(
         layer_decay_rate=0.65,

@@ -17,8 +17,10 @@ from torch import Tensor
 class RelativePositionBias(nn.Module):
     """A learned bias per head for every 2-D offset between two patches, initialised to zero.
 
-    The table covers offsets of a ``size`` = (Gh, Gw) span: shape (num_heads, 2Gh-1, 2Gw-1). For another span
-    (h, w) (a larger image in a global-attention block) it is resized bilinearly to (2h-1, 2w-1).
+    The table covers the offsets of a ``size`` = (Gh, Gw) span: shape (num_heads, 2Gh-1, 2Gw-1). An offset
+    means the same distance in any grid, so a smaller grid (a test image padded less than the training size
+    in a global-attention block) uses the middle of the table as it is, and offsets beyond the table (a
+    larger grid) take the value of the farthest learned offset in that direction.
 
     Args:
         num_heads (int): Attention heads.
@@ -33,16 +35,13 @@ class RelativePositionBias(nn.Module):
 
     def forward(self, h: int, w: int) -> Tensor:
         """Bias of shape (num_heads, h*w, h*w) between the tokens of an h x w grid (raster order)."""
-        table = self.table
-        if (h, w) != self.size:
-            table = F.interpolate(table[None], size=(2 * h - 1, 2 * w - 1), mode='bilinear',
-                                  align_corners=True)[0]
-        ys, xs = torch.meshgrid(torch.arange(h, device=table.device), torch.arange(w, device=table.device),
-                                indexing='ij')
+        Gh, Gw = self.size
+        device = self.table.device
+        ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing='ij')
         ys, xs = ys.flatten(), xs.flatten()
-        dy = ys[:, None] - ys[None, :] + h - 1  # (hw, hw), in [0, 2h-2]
-        dx = xs[:, None] - xs[None, :] + w - 1
-        return table[:, dy, dx]
+        dy = (ys[:, None] - ys[None, :]).clamp(-(Gh - 1), Gh - 1) + Gh - 1  # (hw, hw), in [0, 2Gh-2]
+        dx = (xs[:, None] - xs[None, :]).clamp(-(Gw - 1), Gw - 1) + Gw - 1
+        return self.table[:, dy, dx]
 
 
 def window_partition(x: Tensor, hw: Tuple[int, int], window: int) -> Tuple[Tensor, Tensor, Tuple[int, int]]:

@@ -57,11 +57,11 @@ def check_layer_decay(model, wrapper, base_lr: float, rate: float, wd: float) ->
 
 def test_layer_decay_in_mmseg_optimiser_of_the_ade20k_recipe():
     model, wrapper = build('benchmarks/ade20k/upernet_saim-vit-demo_cpu.py', 'mmseg')
-    check_layer_decay(model, wrapper, base_lr=2e-4, rate=0.65, wd=0.05)
+    check_layer_decay(model, wrapper, base_lr=1e-3, rate=0.65, wd=0.05)
     # the last block gets lr * 0.65, the first lr * 0.65 ** 4, the decode head the full lr
     lrs = lr_of(model, wrapper)
-    assert lrs['backbone.layers.3.ffn.layers.1.weight'][0] == pytest.approx(2e-4 * 0.65)
-    assert lrs['decode_head.conv_seg.weight'][0] == pytest.approx(2e-4)
+    assert lrs['backbone.layers.3.ffn.layers.1.weight'][0] == pytest.approx(1e-3 * 0.65)
+    assert lrs['decode_head.conv_seg.weight'][0] == pytest.approx(1e-3)
 
 
 def test_layer_decay_in_mmdet_optimiser():

@@ -151,3 +151,17 @@ def test_one_class_in_mmpretrain_mmdet_and_mmseg_registries():
     for name in ('SAIMViT', 'ViTPyramidNeck'):
         assert PRETRAIN.module_dict[name] is DET.module_dict[name] is SEG.module_dict[name]
     assert DET.module_dict['SAIMViT'] is SAIMViT
+
+
+def test_relative_position_bias_keeps_offsets_for_other_grid_sizes():
+    from saim_mm.models.utils import RelativePositionBias
+    bias = RelativePositionBias(num_heads=1, size=(3, 4))
+    with torch.no_grad():
+        bias.table.copy_(torch.arange(5 * 7, dtype=torch.float).view(1, 5, 7))
+    full = bias(3, 4)[0]  # (12, 12)
+    assert full[0, 0] == bias.table[0, 2, 3]  # offset (0, 0) is the middle of the table
+    assert full[5, 0] == bias.table[0, 2 + 1, 3 + 1]  # token (1, 1) vs token (0, 0): offset (1, 1)
+    small = bias(2, 3)[0]  # a smaller grid sees the same value for the same offset
+    assert small[4, 0] == full[5, 0]
+    large = bias(5, 6)[0]  # offsets beyond the table take the farthest learned one
+    assert large[5 * 6 - 1, 0] == bias.table[0, 4, 6]
