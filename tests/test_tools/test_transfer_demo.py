@@ -11,6 +11,7 @@ import uuid
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 import saim_mm  # noqa: F401
@@ -32,7 +33,8 @@ def one_thread():
 def saim_checkpoint(demo_data, tmp_path_factory) -> str:
     """One epoch of configs/saim/demo_cpu.py pre-training (the tiny ViT: 4 blocks, width 96, 4x4 patches)."""
     work = str(tmp_path_factory.mktemp('saim_pretrain'))
-    Runner.from_cfg(demo_train_cfg(demo_data, work, epochs=1)).train()  # 4 iterations
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        Runner.from_cfg(demo_train_cfg(demo_data, work, epochs=1)).train()  # 4 iterations
     return osp.join(work, 'epoch_1.pth')
 
 
@@ -72,8 +74,9 @@ def test_coco_mask_rcnn_from_saim_checkpoint(saim_checkpoint, tmp_path):
         'val_evaluator.ann_file': data + '/annotations/instances_val2017.json',
         'test_evaluator.ann_file': data + '/annotations/instances_val2017.json',
         'train_cfg.max_epochs': 2, 'train_cfg.val_interval': 2})
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    with DefaultScope.overwrite_default_scope('mmdet'):  # leaves no mmdet default scope behind
+        runner = Runner.from_cfg(cfg)
+        runner.train()
     missing, unexpected, log = load_report(runner)
     # only the relative position biases, added on purpose, are new; the final norm is not used
     assert missing == {f'layers.{i}.attn.rel_pos_bias.table' for i in range(4)}
@@ -93,8 +96,9 @@ def test_ade20k_upernet_from_saim_checkpoint(saim_checkpoint, tmp_path):
     cfg = demo_cfg('benchmarks/ade20k/upernet_saim-vit-demo_cpu.py', saim_checkpoint, str(tmp_path / 'work'), {
         'train_dataloader.dataset.data_root': data, 'val_dataloader.dataset.data_root': data,
         'test_dataloader.dataset.data_root': data, 'train_cfg.max_iters': 4, 'train_cfg.val_interval': 4})
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    with DefaultScope.overwrite_default_scope('mmseg'):  # leaves no mmseg default scope behind
+        runner = Runner.from_cfg(cfg)
+        runner.train()
     missing, unexpected, log = load_report(runner)
     assert missing == {f'layers.{i}.attn.rel_pos_bias.table' for i in range(4)}
     assert unexpected == {'ln1.weight', 'ln1.bias'}
