@@ -1,0 +1,167 @@
+"""SAIMViT for dense tasks: multi-level outputs, window attention, relative position bias, pos-embed resizing."""
+import pytest
+import torch
+
+import saim_mm  # noqa: F401
+from saim_mm.models.backbones import SAIMViT
+
+ARCH = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
+
+
+def randomise(model: torch.nn.Module) -> torch.nn.Module:
+    """Make every parameter (relative position biases included) non-trivial, then eval mode."""
+    torch.manual_seed(0)
+    model.init_weights()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.eval()
+    return model
+
+
+def dense(**kwargs) -> SAIMViT:
+    cfg = dict(arch=ARCH, img_size=32, patch_size=4, out_indices=[0, 1, 2, 3], out_type='featmap',
+               final_norm=False)
+    cfg.update(kwargs)
+    return SAIMViT(**cfg)
+
+
+@pytest.mark.parametrize('size', [(32, 32), (48, 64), (64, 40), (20, 36)])
+@pytest.mark.parametrize('windowed', [True, False])
+def test_multi_level_outputs_have_stride_p_for_any_divisible_size(size, windowed):
+    kwargs = dict(window_size=3, global_attn_indexes=[1, 3], use_cls_token=False) if windowed else {}
+    model = randomise(dense(use_rel_pos_bias=True, **kwargs))
+    outs = model(torch.randn(2, 3, *size))
+    assert len(outs) == 4
+    for o in outs:
+        assert o.shape == (2, 32, size[0] // 4, size[1] // 4)  # stride 4 = patch size
+        assert torch.isfinite(o).all()
+
+
+@pytest.mark.parametrize('grid', [(6, 6), (4, 6), (5, 3)])
+def test_window_covering_the_whole_image_equals_global_attention(grid):
+    """Window = the whole grid (padded and masked where it is not square) gives global attention."""
+    size = (grid[0] * 4, grid[1] * 4)
+    glob = randomise(dense(img_size=size, use_rel_pos_bias=True, use_cls_token=False))
+    win = dense(img_size=size, use_rel_pos_bias=True, use_cls_token=False, window_size=max(grid),
+                global_attn_indexes=[2])
+    shared = {k: v for k, v in glob.state_dict().items() if 'rel_pos_bias' not in k}
+    assert len(win.load_state_dict(shared, strict=False).missing_keys) == 4
+    for i, layer in enumerate(win.layers):
+        table = glob.layers[i].attn.rel_pos_bias.table.data
+        if i != 2:  # a window of side S holds offsets -(S-1)..S-1; copy the global table into its middle
+            t = layer.attn.rel_pos_bias.table.data.zero_()
+            S = max(grid)
+            t[:, S - grid[0]:S + grid[0] - 1, S - grid[1]:S + grid[1] - 1] = table
+        else:
+            layer.attn.rel_pos_bias.table.data.copy_(table)
+    win.eval()
+    x = torch.randn(2, 3, *size)
+    for a, b in zip(win(x), glob(x)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_window_attention_is_local_and_differs_from_global():
+    """With 3x3 windows on a 6x6 grid a change inside one window reaches no other window in that block."""
+    model = randomise(dense(img_size=24, out_indices=[0], window_size=3, use_cls_token=False))
+    x = torch.randn(1, 3, 24, 24)
+    y = x.clone()
+    y[..., :12, :12] += 1.0  # the top-left window (patches 0..2 x 0..2)
+    a, b = model(x)[0], model(y)[0]
+    changed = (a - b).abs().amax(dim=1)[0] > 1e-6  # (6, 6)
+    assert changed[:3, :3].all() and not changed[3:].any() and not changed[:, 3:].any()
+    glob = dense(img_size=24, out_indices=[0], use_cls_token=False)
+    glob.load_state_dict(model.state_dict())
+    glob.eval()
+    changed = (glob(x)[0] - glob(y)[0]).abs().amax(dim=1)[0] > 1e-6
+    assert changed.all()  # global attention: everything changes
+
+
+def test_relative_position_bias_starts_at_zero_and_keeps_the_pretrained_function():
+    torch.manual_seed(0)
+    plain = dense(use_rel_pos_bias=False)
+    plain.init_weights()
+    biased = dense(use_rel_pos_bias=True)
+    missing = biased.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == [f'layers.{i}.attn.rel_pos_bias.table' for i in range(4)]
+    assert all((layer.attn.rel_pos_bias.table == 0).all() for layer in biased.layers)
+    assert biased.layers[0].attn.rel_pos_bias.table.shape == (2, 15, 15)  # 8x8 grid of the 32^2 img_size
+    plain.eval(), biased.eval()
+    x = torch.randn(1, 3, 32, 48)
+    for a, b in zip(plain(x), biased(x)):  # mmpretrain's forward vs the dense forward with a zero bias
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # and the bias does act once it is learned
+    with torch.no_grad():
+        biased.layers[0].attn.rel_pos_bias.table.normal_()
+    assert not torch.allclose(plain(x)[0], biased(x)[0])
+
+
+def test_position_embedding_is_resized_and_bad_sizes_are_refused():
+    model = randomise(dense(use_cls_token=False, window_size=4))
+    out = model(torch.randn(1, 3, 40, 72))[0]
+    assert out.shape == (1, 32, 10, 18)
+    with pytest.raises(ValueError, match='Input image size 30x32 is not divisible by the patch size 4'):
+        model(torch.randn(1, 3, 30, 32))
+
+
+def test_drop_path_rate_is_linear_over_blocks_and_stochastic_in_training():
+    model = dense(drop_path_rate=0.3, window_size=2, use_cls_token=False)
+    rates = [layer.attn.out_drop.drop_prob for layer in model.layers]
+    assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    model.init_weights()
+    model.train()
+    x = torch.randn(4, 3, 16, 16)
+    torch.manual_seed(1)
+    a = model(x)[-1]
+    torch.manual_seed(2)
+    b = model(x)[-1]
+    assert not torch.allclose(a, b)
+
+
+def test_defaults_keep_the_pretraining_backbone():
+    model = SAIMViT(arch=ARCH, img_size=16, patch_size=4)
+    assert model.is_plain and model.window_size == 0 and model.use_cls_token
+    assert not any('rel_pos_bias' in k for k in model.state_dict())
+    assert model.cls_token.requires_grad
+
+
+def test_dense_options_are_checked():
+    with pytest.raises(ValueError, match='needs use_cls_token=False'):
+        dense(window_size=4)
+    with pytest.raises(ValueError, match=r'global_attn_indexes \[4\] name blocks outside the 4 blocks'):
+        dense(window_size=4, use_cls_token=False, global_attn_indexes=[4])
+    with pytest.raises(ValueError, match='window_size must be an int >= 0'):
+        dense(window_size=-1, use_cls_token=False)
+    with pytest.raises(ValueError, match="out_type='cls_token' needs use_cls_token=True"):
+        SAIMViT(arch=ARCH, img_size=16, patch_size=4, use_cls_token=False)
+    model = dense(use_cls_token=False)
+    assert not model.cls_token.requires_grad  # kept for loading, unused, so frozen
+
+
+def test_pretrained_init_without_checkpoint_says_how_to_give_it():
+    model = dense(init_cfg=dict(type='Pretrained', checkpoint=None, prefix='backbone.'))
+    with pytest.raises(ValueError, match='model.backbone.init_cfg.checkpoint='):
+        model.init_weights()
+
+
+def test_one_class_in_mmpretrain_mmdet_and_mmseg_registries():
+    from mmdet.registry import MODELS as DET
+    from mmpretrain.registry import MODELS as PRETRAIN
+    from mmseg.registry import MODELS as SEG
+    for name in ('SAIMViT', 'ViTPyramidNeck'):
+        assert PRETRAIN.module_dict[name] is DET.module_dict[name] is SEG.module_dict[name]
+    assert DET.module_dict['SAIMViT'] is SAIMViT
+
+
+def test_relative_position_bias_keeps_offsets_for_other_grid_sizes():
+    from saim_mm.models.utils import RelativePositionBias
+    bias = RelativePositionBias(num_heads=1, size=(3, 4))
+    with torch.no_grad():
+        bias.table.copy_(torch.arange(5 * 7, dtype=torch.float).view(1, 5, 7))
+    full = bias(3, 4)[0]  # (12, 12)
+    assert full[0, 0] == bias.table[0, 2, 3]  # offset (0, 0) is the middle of the table
+    assert full[5, 0] == bias.table[0, 2 + 1, 3 + 1]  # token (1, 1) vs token (0, 0): offset (1, 1)
+    small = bias(2, 3)[0]  # a smaller grid sees the same value for the same offset
+    assert small[4, 0] == full[5, 0]
+    large = bias(5, 6)[0]  # offsets beyond the table take the farthest learned one
+    assert large[5 * 6 - 1, 0] == bias.table[0, 4, 6]
