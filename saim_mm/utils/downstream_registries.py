@@ -11,15 +11,18 @@ DOWNSTREAM_SCOPES = ('mmdet', 'mmseg')
 
 
 def _entries() -> Dict[str, List[type]]:
+    from ..engine.hooks import AtomicCheckpointHook, NonFiniteLossHook
     from ..engine.optimizers import BackboneLayerDecayOptimWrapperConstructor
     from ..models.backbones import SAIMViT
     from ..models.necks import ViTPyramidNeck
     return {'MODELS': [SAIMViT, ViTPyramidNeck],
-            'OPTIM_WRAPPER_CONSTRUCTORS': [BackboneLayerDecayOptimWrapperConstructor]}
+            'OPTIM_WRAPPER_CONSTRUCTORS': [BackboneLayerDecayOptimWrapperConstructor],
+            'HOOKS': [AtomicCheckpointHook, NonFiniteLossHook]}
 
 
 def register_downstream_modules() -> List[str]:
-    """Register SAIMViT, ViTPyramidNeck and the layer-decay constructor in mmdet's and mmseg's registries.
+    """Register SAIMViT, ViTPyramidNeck, the layer-decay constructor and the checkpoint/loss-guard hooks in
+    mmdet's and mmseg's registries.
 
     A scope whose package is not installed is skipped (pre-training needs neither).
 

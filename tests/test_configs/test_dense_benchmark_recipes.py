@@ -53,6 +53,18 @@ def test_coco_recipe():
     assert set(cfg.val_evaluator.metric) == {'bbox', 'segm'} and cfg.val_evaluator.type == 'CocoMetric'
 
 
+@pytest.mark.parametrize('rel', [COCO, ADE, COCO_DEMO, ADE_DEMO])
+def test_dense_configs_write_checkpoints_atomically_and_stop_on_non_finite_loss(rel):
+    from saim_mm.engine.hooks import AtomicCheckpointHook, NonFiniteLossHook
+    cfg = load(rel)
+    registry = __import__(f'{cfg.default_scope}.registry', fromlist=['HOOKS']).HOOKS
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        checkpoint = registry.build(cfg.default_hooks.checkpoint)
+        custom = [registry.build(h) for h in cfg.custom_hooks]
+    assert type(checkpoint) is AtomicCheckpointHook and checkpoint.check_finite
+    assert NonFiniteLossHook in {type(h) for h in custom}
+
+
 def test_ade20k_recipe():
     cfg = load(ADE)
     assert cfg.default_scope == 'mmseg'
