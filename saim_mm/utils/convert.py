@@ -138,27 +138,21 @@ def strip_prefix(state_dict: StateDict, prefix: str) -> StateDict:
 
 
 # ------------------------------------------------------------------------------------------ validation
-def describe_mismatch(state_dict: Mapping[str, Tensor], expected: Mapping[str, tuple], what: str) -> str:
-    """Empty string when ``state_dict`` has exactly the keys and shapes of ``expected``; else a report."""
+def check_state_dict(state_dict: Mapping[str, Tensor], expected: Mapping[str, tuple], what: str) -> None:
+    """Raise :class:`ConversionError`, naming missing/unexpected keys and shape mismatches, unless
+    ``state_dict`` has exactly the keys and shapes of ``expected``."""
     missing = [f'{k} {list(s)}' for k, s in expected.items() if k not in state_dict]
     unexpected = [f'{k} {list(v.shape)}' for k, v in state_dict.items() if k not in expected]
     shapes = [f'{k}: got {list(v.shape)}, expected {list(expected[k])}' for k, v in state_dict.items()
               if k in expected and tuple(v.shape) != tuple(expected[k])]
     if not (missing or unexpected or shapes):
-        return ''
+        return
     parts = [f'{what} does not fit:']
     for name, items in (('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatches', shapes)):
         if items:
             more = f' ... ({len(items)} in all)' if len(items) > 12 else ''
             parts.append(f'{name}: ' + ', '.join(items[:12]) + more)
-    return '\n  '.join(parts)
-
-
-def check_state_dict(state_dict: Mapping[str, Tensor], expected: Mapping[str, tuple], what: str) -> None:
-    """Raise :class:`ConversionError` unless the keys and shapes are exactly ``expected``."""
-    report = describe_mismatch(state_dict, expected, what)
-    if report:
-        raise ConversionError(report)
+    raise ConversionError('\n  '.join(parts))
 
 
 def check_fits_model(model: torch.nn.Module, state_dict: Mapping[str, Tensor], what: str = 'state dict') -> None:

@@ -20,8 +20,8 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from saim_mm.utils.convert import (ConversionReport, load_state_dict_file,  # noqa: E402
-                                   mm_to_timm, save_state_dict_file, timm_to_mm)
+from saim_mm.utils.convert import (ConversionReport, extract_backbone, load_state_dict_file,  # noqa: E402
+                                   mm_to_timm, save_state_dict_file, strip_prefix, timm_to_mm)
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,8 +46,8 @@ def main() -> None:
     else:
         report = ConversionReport()
         if any(k.startswith('backbone.') for k in state_dict):
-            report.dropped = [(k, tuple(v.shape)) for k, v in state_dict.items() if not k.startswith('backbone.')]
-            state_dict = {k[len('backbone.'):]: v for k, v in state_dict.items() if k.startswith('backbone.')}
+            state_dict, report = extract_backbone(state_dict)
+            state_dict = strip_prefix(state_dict, 'backbone.')
         out = mm_to_timm(state_dict)
         if args.dst.endswith('.safetensors'):
             save_state_dict_file(out, args.dst, meta=dict(converted_from=osp.abspath(args.src)))

@@ -5,7 +5,7 @@
 _base_ = [
     '../../_base_/models/vit-base-p16_saim-linear.py',
     '../../_base_/datasets/imagenet_saim_linear.py',
-    'mmpretrain::_base_/default_runtime.py',
+    '../../_base_/imagenet_benchmark_runtime.py',
 ]
 
 max_epochs = 90
@@ -24,18 +24,6 @@ param_scheduler = [
          begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True)
 ]
 
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
-val_cfg = dict()
-test_cfg = dict()
-
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto'))
-custom_hooks = [
-    dict(type='PretrainedInitCheckHook'),  # a clear error when no pre-trained checkpoint is given
-    dict(type='NonFiniteLossHook'),
-]
-vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
-visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
-randomness = dict(seed=0, diff_rank_seed=True)
+train_cfg = dict(max_epochs=max_epochs)
+default_hooks = dict(logger=dict(interval=10))
 auto_scale_lr = dict(base_batch_size=batch_size, enable=False)

@@ -112,15 +112,12 @@ def dense_block_forward(layer: nn.Module,
             raise ValueError('window attention needs a grid without extra (cls) tokens, '
                              f'got num_extra_tokens={num_extra_tokens}.')
         y, valid, padded = window_partition(y, hw, window)
-        nW = valid.shape[0]
         if rel_pos_bias is not None:
-            mask = rel_pos_bias(window, window)[None]  # (1, heads, S*S, S*S)
-        if not bool(valid.all()):  # padded keys get no attention
+            mask = rel_pos_bias(window, window)[None]  # (1, heads, S*S, S*S), broadcast over windows
+        if padded != tuple(hw):  # padded keys get no attention (known from the shapes: no device sync)
             pad = torch.zeros(valid.shape, dtype=y.dtype, device=y.device).masked_fill(~valid, float('-inf'))
             pad = pad[:, None, None, :].repeat(B, 1, 1, 1)  # (B*nW, 1, 1, S*S)
             mask = pad if mask is None else mask + pad
-        elif mask is not None:
-            mask = mask.expand(B * nW, -1, -1, -1)
     elif rel_pos_bias is not None:
         bias = rel_pos_bias(*hw)
         if num_extra_tokens:
