@@ -4,12 +4,10 @@ from .version_check import check_versions
 
 check_versions()
 
-from . import datasets, engine, models  # noqa: E402,F401  (registers transforms, hooks and models)
-from .utils import register_checkpoint_loader, register_checkpoint_safe_globals  # noqa: E402
-from .utils import register_downstream_modules  # noqa: E402
+from . import datasets, dense, engine, models  # noqa: E402,F401  (registers transforms, hooks and models)
+from .checkpoint import register_checkpoint_loader, register_checkpoint_safe_globals  # noqa: E402
 
 register_checkpoint_safe_globals()
 register_checkpoint_loader()
-register_downstream_modules()  # the same SAIMViT / neck / constructor in mmdet's and mmseg's registries
 
 __all__ = ['__version__', 'check_versions']

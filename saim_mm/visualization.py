@@ -49,12 +49,7 @@ def last_layer_attention(model, x: Tensor) -> Tensor:
         backbone(x)
     finally:
         handle.remove()
-    layer = backbone.layers[-1]
-    B, L, C = captured['x'].shape
-    heads = layer.attn.num_heads
-    qkv = layer.attn.qkv(layer.ln1(captured['x'])).reshape(B, L, 3, heads, C // heads)
-    q, k = qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2)
-    return ((q @ k.transpose(-2, -1)) * (C // heads)**-0.5).softmax(dim=-1)
+    return backbone.layers[-1](captured['x'], return_attention=True)[1]
 
 
 def patch_stats(target_raw: Tensor) -> Tuple[Tensor, Tensor]:

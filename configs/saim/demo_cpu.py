@@ -12,12 +12,7 @@ model = dict(
                   feedforward_channels=4 * embed_dims),
         img_size=img,
         patch_size=patch),
-    neck=dict(
-        embed_dims=embed_dims,
-        num_layers=depth,
-        num_heads=heads,
-        feedforward_channels=4 * embed_dims,
-        patch_size=patch),
+    neck=dict(num_layers=depth),
     head=dict(patch_size=patch, kernel_size=3, sigma=1.0))
 
 train_pipeline = [

@@ -1,4 +1,5 @@
-"""The COCO Mask R-CNN and ADE20K UperNet configs carry the recipes of DESIGN §4 and their ViT-B models run."""
+"""The COCO Mask R-CNN and ADE20K UperNet configs carry the recipes of docs/recipes.md; their ViT-B models
+run."""
 import os.path as osp
 import time
 
@@ -31,13 +32,13 @@ def test_coco_recipe():
     cfg = load(COCO)
     assert cfg.default_scope == 'mmdet'
     b = cfg.model.backbone
-    assert (b.type, b.arch, b.patch_size, b.img_size) == ('SAIMViT', 'b', 16, 1024)
+    assert (b.type, b.arch, b.patch_size, b.img_size) == ('mmpretrain.SAIMDenseViT', 'b', 16, 1024)
     assert b.out_indices == [2, 5, 8, 11]  # blocks 3, 6, 9, 12
     assert b.window_size > 0 and b.global_attn_indexes == b.out_indices  # global attention in output blocks
     assert b.out_type == 'featmap' and b.use_rel_pos_bias and b.drop_path_rate == 0.1
     assert b.init_cfg == dict(type='Pretrained', checkpoint=None, prefix='backbone.')
     pyramid, fpn = cfg.model.neck
-    assert pyramid.type == 'ViTPyramidNeck' and tuple(pyramid.scales) == (4, 2, 1, 0.5)
+    assert pyramid.type == 'mmpretrain.ViTPyramidNeck' and tuple(pyramid.scales) == (4, 2, 1, 0.5)
     assert fpn.type == 'FPN' and fpn.in_channels == [768] * 4
     assert cfg.model.type == 'MaskRCNN'
     # 1024^2 large-scale jitter
@@ -69,17 +70,17 @@ def test_ade20k_recipe():
     cfg = load(ADE)
     assert cfg.default_scope == 'mmseg'
     b = cfg.model.backbone
-    assert (b.type, b.arch, b.patch_size, tuple(b.img_size)) == ('SAIMViT', 'b', 16, (512, 512))
+    assert (b.type, b.arch, b.patch_size, tuple(b.img_size)) == ('mmpretrain.SAIMDenseViT', 'b', 16, (512, 512))
     assert b.out_indices == [3, 5, 7, 11]  # blocks 4, 6, 8, 12
     assert b.get('window_size', 0) == 0 and b.use_rel_pos_bias and b.drop_path_rate == 0.1
     assert b.init_cfg == dict(type='Pretrained', checkpoint=None, prefix='backbone.')
-    assert cfg.model.neck.type == 'ViTPyramidNeck' and tuple(cfg.model.neck.scales) == (4, 2, 1, 0.5)
+    assert cfg.model.neck.type == 'mmpretrain.ViTPyramidNeck' and tuple(cfg.model.neck.scales) == (4, 2, 1, 0.5)
     assert cfg.model.decode_head.type == 'UPerHead' and cfg.model.decode_head.num_classes == 150
     crop = next(t for t in cfg.train_dataloader.dataset.pipeline if t.type == 'RandomCrop')
     assert tuple(crop.crop_size) == (512, 512)
     assert cfg.train_dataloader.batch_size * GPUS == 16
     opt = cfg.optim_wrapper
-    assert opt.optimizer.type == 'AdamW' and opt.constructor == 'BackboneLayerDecayOptimWrapperConstructor'
+    assert opt.optimizer.type == 'AdamW' and opt.constructor == 'mmpretrain.BackboneLayerDecayOptimWrapperConstructor'
     assert opt.paramwise_cfg.layer_decay_rate == 0.65
     warmup, poly = cfg.param_scheduler
     assert (warmup.type, warmup.begin, warmup.end, warmup.by_epoch) == ('LinearLR', 0, 1500, False)

@@ -1,4 +1,5 @@
-"""The fine-tuning and linear-probing configs (configs/benchmarks/) carry the recipes of DESIGN §4."""
+"""The fine-tuning and linear-probing configs (configs/benchmarks/) carry the recipes of
+docs/recipes.md."""
 import os.path as osp
 import uuid
 

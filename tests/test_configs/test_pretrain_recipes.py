@@ -1,4 +1,4 @@
-"""The pre-training configs (configs/saim/) load, build and carry the recipe of DESIGN §4."""
+"""The pre-training configs (configs/saim/) load, build and carry the recipe of docs/recipes.md."""
 import os.path as osp
 
 import pytest

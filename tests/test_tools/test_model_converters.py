@@ -11,9 +11,8 @@ from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS
 
 import saim_mm  # noqa: F401
-from saim_mm.utils import CheckpointLoadError
-from saim_mm.utils.convert import (ConversionError, extract_backbone, load_state_dict_file, mm_to_timm,
-                                   timm_to_mm)
+from saim_mm.checkpoint import (CheckpointLoadError, ConversionError, extract_backbone, load_state_dict_file,
+                                mm_to_timm, timm_to_mm)
 from tests.conftest import REPO, build_tiny_saim
 
 TOOLS = osp.join(REPO, 'tools', 'model_converters')

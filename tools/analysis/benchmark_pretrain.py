@@ -6,7 +6,7 @@ Two paths compute the same function with the same weights:
   ``scaled_dot_product_attention`` (flash / memory-efficient kernels where the device has them);
 * ``authors``: the formulation of the paper as its authors implemented it — tokens in raster position,
   additive -inf masks of shape (B, 1, N+1, N+1) and eager softmax attention
-  (``saim_mm.models.utils.dense_mask``).
+  (``saim_mm.testing.dense_mask``).
 
 Each step is a full training step (forward, backward, AdamW step). Each case runs in a fresh process, so
 that peak memory is its own: on a GPU ``torch.cuda.max_memory_allocated``; on the CPU the peak resident
@@ -20,7 +20,7 @@ peak (``--peak-tflops``, or a known value for H100/H200 bf16).
 
 Examples::
 
-    # CPU, 2 threads (the issue's CPU check)
+    # CPU, 2 threads
     python tools/analysis/benchmark_pretrain.py --arch deit-small --img-size 224 448 --batch-size 8 \\
         --dtype fp32 --threads 2 --out work_dirs/bench_cpu.json
     # GPU
@@ -53,13 +53,10 @@ def build_model(arch: str, img_size: int, patch_size: int = 16):
     from mmpretrain.registry import MODELS
     if not MMLogger.check_instance_created('benchmark_pretrain'):  # no per-parameter init log
         MMLogger.get_instance('benchmark_pretrain', log_level='WARNING')
-    settings = VisionTransformer.arch_zoo[arch]
-    C, M, H = settings['embed_dims'], settings['num_layers'], settings['num_heads']
     cfg = dict(
         type='SAIM',
         backbone=dict(type='SAIMViT', arch=arch, img_size=img_size, patch_size=patch_size),
-        neck=dict(type='SAIMDecoder', embed_dims=C, num_layers=M, num_heads=H,
-                  feedforward_channels=settings['feedforward_channels'], patch_size=patch_size),
+        neck=dict(type='SAIMDecoder', num_layers=VisionTransformer.arch_zoo[arch]['num_layers']),
         head=dict(type='GaussianPixelLoss', patch_size=patch_size, kernel_size=9, sigma=1.0, norm_pix=True),
         init_cfg=[dict(type='Xavier', layer='Linear', distribution='uniform'),
                   dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0)])
@@ -85,7 +82,7 @@ def step_flops(arch: str, img_size: int, patch_size: int = 16) -> float:
 
 def make_step(model, path: str, x: torch.Tensor, dtype: str, device: str):
     """A closure running one training step of ``path``."""
-    from saim_mm.models.utils import dense_mask_predictions
+    from saim_mm.testing import dense_mask_predictions
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
                               betas=(0.9, 0.95), weight_decay=0.05)
     amp = dtype == 'bf16'
@@ -108,7 +105,7 @@ def make_step(model, path: str, x: torch.Tensor, dtype: str, device: str):
 
 def check_same_loss(arch: str, img_size: int, batch: int, dtype: str, device: str) -> Dict[str, float]:
     """Both paths' losses for the same weights, images and order."""
-    from saim_mm.models.utils import dense_mask_predictions
+    from saim_mm.testing import dense_mask_predictions
     torch.manual_seed(0)
     model = build_model(arch, img_size).to(device)
     x = torch.randn(batch, 3, img_size, img_size, device=device)

@@ -13,12 +13,9 @@ output resumes nothing (no optimizer); use it with ``load_from``, the visualizat
 import argparse
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from saim_mm.utils.convert import (check_fits_model, load_state_dict_file, official_saim_to_mm,  # noqa: E402
-                                   saim_model_cfg, save_state_dict_file)
+from saim_mm.checkpoint import (check_fits_model, load_state_dict_file, official_saim_to_mm, saim_model_cfg,
+                                save_state_dict_file)
 
 
 def parse_args() -> argparse.Namespace:

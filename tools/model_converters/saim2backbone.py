@@ -10,11 +10,8 @@ Keeps the encoder under ``backbone.`` (mmpretrain ``VisionTransformer`` names) a
 import argparse
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from saim_mm.utils.convert import extract_backbone, load_state_dict_file, save_state_dict_file  # noqa: E402
+from saim_mm.checkpoint import extract_backbone, load_state_dict_file, save_state_dict_file
 
 
 def parse_args() -> argparse.Namespace:

@@ -16,12 +16,8 @@ import os
 import os.path as osp
 import sys
 
-import torch
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from saim_mm.utils.convert import (ConversionReport, extract_backbone, load_state_dict_file,  # noqa: E402
-                                   mm_to_timm, save_state_dict_file, strip_prefix, timm_to_mm)
+from saim_mm.checkpoint import (ConversionReport, extract_backbone, load_state_dict_file, mm_to_timm,
+                                save_state_dict_file, strip_prefix, timm_to_mm)
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,11 +44,9 @@ def main() -> None:
         if any(k.startswith('backbone.') for k in state_dict):
             state_dict, report = extract_backbone(state_dict)
             state_dict = strip_prefix(state_dict, 'backbone.')
-        out = mm_to_timm(state_dict)
-        if args.dst.endswith('.safetensors'):
-            save_state_dict_file(out, args.dst, meta=dict(converted_from=osp.abspath(args.src)))
-        else:
-            torch.save(out, args.dst)
+        # a flat state dict (timm's load_state_dict takes it as it is), .safetensors or torch.save
+        save_state_dict_file(mm_to_timm(state_dict), args.dst, meta=dict(converted_from=osp.abspath(args.src)),
+                             wrap=False)
     report.other_entries = others
     for line in report.lines():
         print(line)

@@ -18,7 +18,7 @@ model = dict(
         pad_mask=True,
         pad_size_divisor=32),
     backbone=dict(
-        type='SAIMViT',
+        type='mmpretrain.SAIMDenseViT',
         arch='b',
         img_size=1024,
         patch_size=16,
@@ -32,7 +32,7 @@ model = dict(
         drop_path_rate=0.1,
         init_cfg=dict(type='Pretrained', checkpoint=None, prefix='backbone.')),
     neck=[
-        dict(type='ViTPyramidNeck', in_channels=vit_dims, scales=(4, 2, 1, 0.5), norm_cfg=norm_cfg),
+        dict(type='mmpretrain.ViTPyramidNeck', in_channels=vit_dims, scales=(4, 2, 1, 0.5), norm_cfg=norm_cfg),
         dict(type='FPN', in_channels=[vit_dims] * 4, out_channels=256, num_outs=5, norm_cfg=norm_cfg),
     ],
     rpn_head=dict(

@@ -11,15 +11,8 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         to_rgb=True),
     backbone=dict(type='SAIMViT', arch='b', img_size=224, patch_size=16),
-    neck=dict(
-        type='SAIMDecoder',
-        embed_dims=768,
-        num_layers=12,
-        num_heads=12,
-        feedforward_channels=3072,
-        patch_size=16,
-        share_encoder_weights=False,
-        predictor='mlp'),
+    # width, heads, MLP width and patch size: the encoder's
+    neck=dict(type='SAIMDecoder', num_layers=12, share_encoder_weights=False, predictor='mlp'),
     head=dict(
         type='GaussianPixelLoss',
         patch_size=16,

@@ -19,7 +19,7 @@ model = dict(
         size=(512, 512),
         test_cfg=dict(size_divisor=16)),  # the ViT needs sides that the patch size divides
     backbone=dict(
-        type='SAIMViT',
+        type='mmpretrain.SAIMDenseViT',
         arch='b',
         img_size=(512, 512),
         patch_size=16,
@@ -29,7 +29,7 @@ model = dict(
         use_rel_pos_bias=True,
         drop_path_rate=0.1,
         init_cfg=dict(type='Pretrained', checkpoint=None, prefix='backbone.')),
-    neck=dict(type='ViTPyramidNeck', in_channels=vit_dims, scales=(4, 2, 1, 0.5), norm_cfg=norm_cfg),
+    neck=dict(type='mmpretrain.ViTPyramidNeck', in_channels=vit_dims, scales=(4, 2, 1, 0.5), norm_cfg=norm_cfg),
     decode_head=dict(
         type='UPerHead',
         in_channels=[vit_dims] * 4,

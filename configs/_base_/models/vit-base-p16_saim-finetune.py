@@ -1,6 +1,7 @@
-# ImageNet classifier for fine-tuning a SAIM ViT-B/16 (DESIGN §4): mmpretrain's VisionTransformer (the same
-# parameter names as SAIMViT), cls token after the final norm, drop path 0.1, a linear head, label smoothing
-# 0.1, mixup 0.8 / cutmix 1.0. The encoder comes from a backbone-only checkpoint given on the command line:
+# ImageNet classifier for fine-tuning a SAIM ViT-B/16 (docs/recipes.md, "ImageNet fine-tuning"):
+# mmpretrain's VisionTransformer (the same parameter names as SAIMViT), cls token after the final norm,
+# drop path 0.1, a linear head, label smoothing 0.1, mixup 0.8 / cutmix 1.0. The encoder comes from a
+# backbone-only checkpoint given on the command line:
 #   --cfg-options model.backbone.init_cfg.checkpoint=PATH   (tools/model_converters/saim2backbone.py)
 custom_imports = dict(imports=['saim_mm'], allow_failed_imports=False)
 

@@ -1,6 +1,7 @@
-# Linear probe of a SAIM ViT-B/16 (DESIGN §4): the whole encoder frozen (frozen_stages=12 freezes the patch
-# embedding, cls token, position embedding, every block and the final norm), the cls token after the final
-# norm, BatchNorm without affine parameters (ClsBatchNormNeck) and a Linear classifier.
+# Linear probe of a SAIM ViT-B/16 (docs/recipes.md, "ImageNet linear probe"): the whole encoder frozen
+# (frozen_stages=12 freezes the patch embedding, cls token, position embedding, every block and the final
+# norm), the cls token after the final norm, BatchNorm without affine parameters (ClsBatchNormNeck) and a
+# Linear classifier.
 #   --cfg-options model.backbone.init_cfg.checkpoint=PATH   (tools/model_converters/saim2backbone.py)
 custom_imports = dict(imports=['saim_mm'], allow_failed_imports=False)
 

@@ -17,9 +17,9 @@ optim_wrapper = dict(
     type='AmpOptimWrapper',
     loss_scale='dynamic',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    # mmpretrain's layer-wise lr decay, with the depth read from model.backbone (SAIMViT):
+    # mmpretrain's layer-wise lr decay, with the depth read from model.backbone (SAIMDenseViT):
     # lr of backbone.layers.i = lr * 0.65 ** (12 - i); patch/position embedding lr * 0.65 ** 13
-    constructor='BackboneLayerDecayOptimWrapperConstructor',
+    constructor='mmpretrain.BackboneLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(
         layer_decay_rate=0.65,
         flat_decay_mult=0.0,  # no weight decay on norms and biases
@@ -38,10 +38,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=16000, max_keep_ckpts=3, save_last=True),
+    checkpoint=dict(type='mmpretrain.AtomicCheckpointHook', by_epoch=False, interval=16000, max_keep_ckpts=3, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
-custom_hooks = [dict(type='NonFiniteLossHook')]  # stop at the first NaN/inf loss, before it is checkpointed
+custom_hooks = [dict(type='mmpretrain.NonFiniteLossHook')]  # stop at the first NaN/inf loss, before it is checkpointed
 env_cfg = dict(cudnn_benchmark=True, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]

@@ -22,7 +22,7 @@ model = dict(
         window_size=4,
         global_attn_indexes=[1, 3]),
     neck=[
-        dict(type='ViTPyramidNeck', in_channels=embed_dims, scales=(4, 2, 1, 0.5), norm_cfg=norm_cfg),
+        dict(type='mmpretrain.ViTPyramidNeck', in_channels=embed_dims, scales=(4, 2, 1, 0.5), norm_cfg=norm_cfg),
         dict(type='FPN', in_channels=[embed_dims] * 4, out_channels=32, num_outs=5, norm_cfg=norm_cfg),
     ],
     rpn_head=dict(in_channels=32, feat_channels=32, anchor_generator=dict(strides=strides + [16])),

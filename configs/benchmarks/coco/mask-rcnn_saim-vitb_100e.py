@@ -37,10 +37,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='AtomicCheckpointHook', interval=10, max_keep_ckpts=3, save_last=True),
+    checkpoint=dict(type='mmpretrain.AtomicCheckpointHook', interval=10, max_keep_ckpts=3, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
-custom_hooks = [dict(type='NonFiniteLossHook')]  # stop at the first NaN/inf loss, before it is checkpointed
+custom_hooks = [dict(type='mmpretrain.NonFiniteLossHook')]  # stop at the first NaN/inf loss, before it is checkpointed
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]

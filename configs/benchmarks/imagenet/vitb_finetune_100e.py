@@ -1,5 +1,5 @@
-# Fine-tune a SAIM ViT-B/16 on ImageNet-1k (DESIGN §4; paper: 83.6 top-1 from 300 epochs of SAIM, 83.9 from
-# 800). 8 GPUs x 128 = 1024 images per step:
+# Fine-tune a SAIM ViT-B/16 on ImageNet-1k (docs/recipes.md; paper: 83.6 top-1 from 300 epochs of SAIM,
+# 83.9 from 800). 8 GPUs x 128 = 1024 images per step:
 #   tools/dist_train.sh configs/benchmarks/imagenet/vitb_finetune_100e.py 8 \
 #       --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/saim_vitb_800e_backbone.pth
 _base_ = [

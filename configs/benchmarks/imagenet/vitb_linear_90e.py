@@ -1,5 +1,5 @@
-# Linear probe of a frozen SAIM ViT-B/16 on ImageNet-1k (DESIGN §4; paper: 58.5 top-1 from 300 epochs of
-# SAIM, 62.5 from 800). 8 GPUs x 2048 = 16384 images per step:
+# Linear probe of a frozen SAIM ViT-B/16 on ImageNet-1k (docs/recipes.md; paper: 58.5 top-1 from 300
+# epochs of SAIM, 62.5 from 800). 8 GPUs x 2048 = 16384 images per step:
 #   tools/dist_train.sh configs/benchmarks/imagenet/vitb_linear_90e.py 8 \
 #       --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/saim_vitb_800e_backbone.pth
 _base_ = [

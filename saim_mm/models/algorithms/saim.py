@@ -20,7 +20,8 @@ class SAIM(BaseSelfSupervisor):
 
     Args:
         backbone (dict): ``SAIMViT`` config.
-        neck (dict): ``SAIMDecoder`` config.
+        neck (dict): ``SAIMDecoder`` config; ``embed_dims``, ``num_heads``, ``feedforward_channels`` and
+            ``patch_size`` default to the encoder's.
         head (dict): ``GaussianPixelLoss`` config.
         order (str): ``'stochastic'`` (the paper) or ``'raster'`` (the ViT-iGPT baseline).
         data_preprocessor (dict, optional): Defaults to ``SelfSupDataPreprocessor``.
@@ -36,6 +37,10 @@ class SAIM(BaseSelfSupervisor):
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         if order not in ORDER_MODES:
             raise ValueError(f'SAIM order must be one of {ORDER_MODES}, got {order!r}.')
+        if isinstance(backbone, dict):
+            backbone = MODELS.build(backbone)
+        if isinstance(neck, dict):
+            neck = MODELS.build(self.encoder_defaults(neck, backbone))
         super().__init__(
             backbone=backbone, neck=neck, head=head, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.order = order
@@ -57,6 +62,18 @@ class SAIM(BaseSelfSupervisor):
         self.backbone.pos_embed.requires_grad_(False)
         if self.backbone.final_norm:
             self.backbone.ln1.requires_grad_(False)
+
+    @staticmethod
+    def encoder_defaults(neck: dict, backbone) -> dict:
+        """The decoder config with its unset width, heads, MLP width and patch size taken from the encoder."""
+        arch = backbone.arch_settings
+        defaults = dict(embed_dims=backbone.embed_dims, num_heads=arch['num_heads'],
+                        feedforward_channels=arch['feedforward_channels'], patch_size=backbone.patch_size)
+        neck = dict(neck)
+        for key, value in defaults.items():
+            if neck.get(key) is None:
+                neck[key] = value
+        return neck
 
     @staticmethod
     def _single_view(inputs: Union[Tensor, List[Tensor]]) -> Tensor:

@@ -1,4 +1,3 @@
 from .saim_decoder import SAIMDecoder
-from .vit_pyramid_neck import ViTPyramidNeck
 
-__all__ = ['SAIMDecoder', 'ViTPyramidNeck']
+__all__ = ['SAIMDecoder']

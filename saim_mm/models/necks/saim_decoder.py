@@ -2,12 +2,11 @@ from collections import OrderedDict
 from typing import Optional, Sequence
 
 from mmengine.model import BaseModule, ModuleList
-from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
 from mmpretrain.models.utils import build_norm_layer
 from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 
-from ..utils import causal_block_forward
+from ..utils import SAIMTransformerLayer
 
 PREDICTORS = ('mlp', 'linear')
 
@@ -25,29 +24,34 @@ class SAIMDecoder(BaseModule):
     With ``num_layers=0`` (the ViT-iGPT baseline) there is no query stream: the content output at the cls
     token predicts ``z_0`` and the output at ``z_t`` predicts ``z_{t+1}``; only meaningful in raster order.
 
+    Inside ``SAIM`` the width, heads, MLP width and patch size default to the encoder's (left as None, they
+    are filled in from the backbone), so a config states the model size once.
+
     Args:
-        embed_dims (int): Width C (that of the encoder). Defaults to 768.
+        embed_dims (int): Width C (that of the encoder). Required when built on its own.
         num_layers (int): Decoder depth Dq; must divide the encoder depth M. Defaults to 12.
-        num_heads (int): Attention heads. Defaults to 12.
-        feedforward_channels (int): Hidden width of the blocks' MLP. Defaults to 3072.
-        patch_size (int): Patch size p. Defaults to 16.
+        num_heads (int): Attention heads. Required when built on its own.
+        feedforward_channels (int): Hidden width of the blocks' MLP. Required when built on its own.
+        patch_size (int): Patch size p. Required when built on its own.
         in_channels (int): Image channels. Defaults to 3.
         share_encoder_weights (bool): Use encoder block ``j`` as decoder block ``j`` (the shared-weight
             ablation) instead of separate blocks. Defaults to False.
         predictor (str): ``'mlp'`` (C -> 4C -> p*p*3 with GELU) or ``'linear'``. Defaults to ``'mlp'``.
+        with_cp (bool): Activation checkpointing in every block (training only). Defaults to False.
         norm_cfg (dict): Norm layer config. Defaults to LN with eps 1e-6.
         init_cfg (dict | list, optional): Initialisation config.
     """
 
     def __init__(self,
-                 embed_dims: int = 768,
+                 embed_dims: Optional[int] = None,
                  num_layers: int = 12,
-                 num_heads: int = 12,
-                 feedforward_channels: int = 3072,
-                 patch_size: int = 16,
+                 num_heads: Optional[int] = None,
+                 feedforward_channels: Optional[int] = None,
+                 patch_size: Optional[int] = None,
                  in_channels: int = 3,
                  share_encoder_weights: bool = False,
                  predictor: str = 'mlp',
+                 with_cp: bool = False,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -55,6 +59,12 @@ class SAIMDecoder(BaseModule):
             raise ValueError(f'SAIMDecoder num_layers must be a non-negative int, got {num_layers!r}.')
         if predictor not in PREDICTORS:
             raise ValueError(f'SAIMDecoder predictor must be one of {PREDICTORS}, got {predictor!r}.')
+        unset = [name for name, value in (('embed_dims', embed_dims), ('num_heads', num_heads),
+                                          ('feedforward_channels', feedforward_channels),
+                                          ('patch_size', patch_size)) if value is None]
+        if unset:
+            raise ValueError(f'SAIMDecoder needs {unset}: inside SAIM they default to the encoder\'s; '
+                             'built on its own, give them.')
         self.num_layers = num_layers
         self.embed_dims = embed_dims
         self.patch_size = patch_size
@@ -63,11 +73,12 @@ class SAIMDecoder(BaseModule):
             self.layers = None
         else:
             self.layers = ModuleList(
-                TransformerEncoderLayer(
+                SAIMTransformerLayer(
                     embed_dims=embed_dims,
                     num_heads=num_heads,
                     feedforward_channels=feedforward_channels,
-                    norm_cfg=norm_cfg) for _ in range(num_layers))
+                    norm_cfg=norm_cfg,
+                    with_cp=with_cp) for _ in range(num_layers))
         self.ln = build_norm_layer(norm_cfg, embed_dims)
         out_dims = patch_size**2 * in_channels
         if predictor == 'mlp':
@@ -111,5 +122,5 @@ class SAIMDecoder(BaseModule):
         g = query_pos
         for j, layer in enumerate(layers):
             # Keys [h_cls, h_{z_0}, ..., h_{z_{N-2}}]: query t sees cls and z_0..z_{t-1}.
-            g = causal_block_forward(layer, g, context=hidden_states[(j + 1) * step - 1][:, :-1])
+            g = layer(g, context=hidden_states[(j + 1) * step - 1][:, :-1], causal=True)
         return self.predict(g)

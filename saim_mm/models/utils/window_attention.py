@@ -1,12 +1,10 @@
-"""Windowed / global self-attention with an optional relative position bias, for dense-task ViT blocks.
+"""Windows of a patch grid and a learned relative position bias, for the dense-task (detection /
+segmentation) attention of :class:`SAIMTransformerLayer`.
 
-The blocks are mmpretrain ``TransformerEncoderLayer`` s (so a SAIM checkpoint loads unchanged); this module
-only changes *which tokens attend to which*: within non-overlapping windows of the patch grid (padded when the
-grid is not a multiple of the window, padded keys masked out) or over the whole grid, plus a learned
-relative position bias. mmpretrain's own windowed blocks (``BEiTAttention``, ``ViTSAM``) use other parameter
-names, so they cannot hold a SAIM encoder's weights; this is why the forward is written here.
+Windows are non-overlapping S x S tiles of the patch grid; a grid that is not a multiple of S is padded at
+the bottom and right, and the padding is reported so that the attention can mask it out.
 """
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 import torch.nn as nn
@@ -80,57 +78,3 @@ def window_merge(windows: Tensor, hw: Tuple[int, int], padded: Tuple[int, int], 
     grid = windows.view(-1, Hp // window, Wp // window, window, window, C).permute(0, 1, 3, 2, 4, 5)
     grid = grid.reshape(-1, Hp, Wp, C)[:, :hw[0], :hw[1]]
     return grid.reshape(grid.shape[0], hw[0] * hw[1], C)
-
-
-def dense_block_forward(layer: nn.Module,
-                        x: Tensor,
-                        hw: Tuple[int, int],
-                        window: int = 0,
-                        num_extra_tokens: int = 0,
-                        rel_pos_bias: Optional[RelativePositionBias] = None) -> Tensor:
-    """Run one pre-norm ViT block (mmpretrain ``TransformerEncoderLayer``) with window or global attention.
-
-    Args:
-        layer (nn.Module): A block with ``ln1``, ``attn`` (mmpretrain ``MultiheadAttention``: fused ``qkv``,
-            ``proj``, ``proj_drop``, ``gamma1``, ``out_drop`` = drop path), ``ln2`` and ``ffn``.
-        x (Tensor): Tokens (B, E + H*W, C): E extra tokens (cls) first, then the patches in raster order.
-        hw (tuple): Patch grid (H, W).
-        window (int): Window side; 0 = global attention. Windows need ``num_extra_tokens == 0``.
-        num_extra_tokens (int): E. Extra tokens get no relative position bias (zero rows and columns).
-        rel_pos_bias (RelativePositionBias, optional): Bias added to the attention logits.
-
-    Returns:
-        Tensor: (B, E + H*W, C).
-    """
-    attn = layer.attn
-    B, L, C = x.shape
-    heads = attn.num_heads
-    y = layer.ln1(x)
-    mask = None
-    if window:
-        if num_extra_tokens:
-            raise ValueError('window attention needs a grid without extra (cls) tokens, '
-                             f'got num_extra_tokens={num_extra_tokens}.')
-        y, valid, padded = window_partition(y, hw, window)
-        if rel_pos_bias is not None:
-            mask = rel_pos_bias(window, window)[None]  # (1, heads, S*S, S*S), broadcast over windows
-        if padded != tuple(hw):  # padded keys get no attention (known from the shapes: no device sync)
-            pad = torch.zeros(valid.shape, dtype=y.dtype, device=y.device).masked_fill(~valid, float('-inf'))
-            pad = pad[:, None, None, :].repeat(B, 1, 1, 1)  # (B*nW, 1, 1, S*S)
-            mask = pad if mask is None else mask + pad
-    elif rel_pos_bias is not None:
-        bias = rel_pos_bias(*hw)
-        if num_extra_tokens:
-            bias = F.pad(bias, (num_extra_tokens, 0, num_extra_tokens, 0))
-        mask = bias[None]
-    n = y.shape[1]
-    q, k, v = attn.qkv(y).reshape(-1, n, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
-    if mask is not None:
-        mask = mask.to(q.dtype)
-    out = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=mask, dropout_p=attn.attn_drop if layer.training else 0.)
-    out = attn.proj(out.transpose(1, 2).reshape(-1, n, C))
-    if window:
-        out = window_merge(out, hw, padded, window)
-    x = x + attn.out_drop(attn.gamma1(attn.proj_drop(out)))
-    return layer.ffn(layer.ln2(x), identity=x)

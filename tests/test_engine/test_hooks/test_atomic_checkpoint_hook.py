@@ -10,8 +10,8 @@ import torch
 from mmengine.runner import Runner
 
 import saim_mm  # noqa: F401
+from saim_mm.checkpoint import CheckpointLoadError, load_checkpoint_file
 from saim_mm.engine.hooks.atomic_checkpoint_hook import atomic_write_text
-from saim_mm.utils import CheckpointLoadError
 from tests.conftest import REPO, demo_train_cfg
 from tests.test_tools.test_train import DEMO, env_with_venv, tiny_run_options
 
@@ -77,7 +77,7 @@ def test_mmengine_checkpoint_hook_loses_the_run_in_the_same_crash(demo_data, tmp
     assert sorted(f for f in os.listdir(work) if '.pth' in f) == ['epoch_3.pth']  # truncated; epoch_2 deleted
     assert open(osp.join(work, 'last_checkpoint')).read() == osp.join(work, 'epoch_2.pth')  # gone
     with pytest.raises(CheckpointLoadError, match='epoch_3.pth .*truncated or corrupt'):
-        saim_mm.utils.load_checkpoint_file(osp.join(work, 'epoch_3.pth'))
+        load_checkpoint_file(osp.join(work, 'epoch_3.pth'))
     resumed = resume(demo_data, work)  # nothing complete is left to resume from
     assert resumed.returncode != 0
     assert f'Checkpoint {osp.join(work, "epoch_2.pth")} does not exist' in resumed.stderr

@@ -8,8 +8,8 @@ import torch
 from mmengine.runner import Runner
 
 import saim_mm  # noqa: F401
+from saim_mm.checkpoint import load_checkpoint_file
 from saim_mm.engine.hooks import NonFiniteLossHook
-from saim_mm.utils import load_checkpoint_file
 from tests.conftest import demo_train_cfg, spawn_gloo
 
 ITERS_PER_EPOCH = 4  # 32 demo images, batch 8

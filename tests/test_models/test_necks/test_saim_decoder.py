@@ -29,3 +29,23 @@ def test_bad_arguments_are_refused():
         SAIMDecoder(predictor='conv')
     with pytest.raises(ValueError, match='num_layers must be a non-negative int'):
         SAIMDecoder(num_layers=-1)
+
+
+def test_sizes_default_to_the_encoders_inside_saim_and_are_required_alone():
+    from tests.conftest import build_tiny_saim, tiny_saim_cfg
+    with pytest.raises(ValueError, match=r"SAIMDecoder needs \['embed_dims', 'num_heads', "
+                                         r"'feedforward_channels', 'patch_size'\]"):
+        SAIMDecoder(num_layers=2)
+    cfg = tiny_saim_cfg(embed_dims=48, heads=3, patch=4)
+    for key in ('embed_dims', 'num_heads', 'feedforward_channels', 'patch_size'):
+        del cfg['neck'][key]
+    import saim_mm  # noqa: F401
+    from mmpretrain.registry import MODELS
+    model = MODELS.build(cfg)
+    layer = model.neck.layers[0]
+    assert (model.neck.embed_dims, layer.attn.num_heads, layer.ffn.feedforward_channels, model.neck.patch_size) \
+        == (48, 3, 96, 4)
+    # the same weights' shapes as a decoder whose sizes are given (the model size is stated once)
+    explicit = build_tiny_saim(embed_dims=48, heads=3, patch=4)
+    assert {k: v.shape for k, v in model.state_dict().items()} == \
+        {k: v.shape for k, v in explicit.state_dict().items()}

@@ -1,9 +1,10 @@
-"""The generation-order fast path against the paper's dense-mask formulation (DESIGN §2)."""
+"""The generation-order fast path against the paper's dense-mask formulation (docs/method.md,
+"Exact and fast: attention in generation order")."""
 import pytest
 import torch
 
-from saim_mm.models.utils import (check_order, dense_mask_predictions, gather_tokens,
-                                  permutation_masks, sample_order)
+from saim_mm.models.utils import check_order, gather_tokens, sample_order
+from saim_mm.testing import dense_mask_predictions, permutation_masks
 from tests.conftest import build_tiny_saim
 
 

@@ -66,7 +66,7 @@ def test_layer_decay_in_mmseg_optimiser_of_the_ade20k_recipe():
 
 def test_layer_decay_in_mmdet_optimiser():
     optim = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.1),
-                 constructor='BackboneLayerDecayOptimWrapperConstructor',
+                 constructor='mmpretrain.BackboneLayerDecayOptimWrapperConstructor',
                  paramwise_cfg=dict(layer_decay_rate=0.7, flat_decay_mult=0.0, custom_keys=DECAY_KEYS))
     model, wrapper = build('benchmarks/coco/mask-rcnn_saim-vit-demo_cpu.py', 'mmdet', optim)
     check_layer_decay(model, wrapper, base_lr=1e-4, rate=0.7, wd=0.1)
@@ -75,7 +75,7 @@ def test_layer_decay_in_mmdet_optimiser():
 
 def test_a_model_without_a_layered_backbone_is_refused():
     import torch.nn as nn
-    from saim_mm.engine.optimizers import BackboneLayerDecayOptimWrapperConstructor
+    from saim_mm.dense import BackboneLayerDecayOptimWrapperConstructor
     ctor = BackboneLayerDecayOptimWrapperConstructor(
         dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4)), dict(layer_decay_rate=0.5))
     model = nn.Module()

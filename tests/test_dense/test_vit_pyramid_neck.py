@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import saim_mm  # noqa: F401
-from saim_mm.models.necks import ViTPyramidNeck
+from saim_mm.dense import ViTPyramidNeck
 
 
 @pytest.mark.parametrize('hw', [(8, 8), (6, 10), (5, 7)])

@@ -22,8 +22,9 @@ class ViTPyramidNeck(BaseModule):
     - ``0.5``: MaxPool2d(2, stride 2): (B, C, H, W) -> (B, C, floor(H/2), floor(W/2)) (stride 32).
 
     The channel count C is kept; the FPN / UperNet that follows takes ``in_channels=[C] * len(scales)``.
-    mmseg's ``Feature2Pyramid`` does a similar job but lives in mmseg's registry only; this one serves mmdet
-    and mmseg configs alike and checks its input.
+    mmseg's ``Feature2Pyramid`` resamples the same way but only at the fixed scales (4, 2, 1, 0.5), without
+    checking its inputs, and under other parameter names; this neck takes any list of those scales, says
+    what is wrong with a mismatched backbone, and keeps the names that saim_mm's dense checkpoints use.
 
     Args:
         in_channels (int): C, the ViT width.

@@ -1,9 +1,10 @@
 """The paper's formulation of SAIM: tokens in raster position, explicit permutation masks (Eq. 3).
 
-This is the reference that the generation-order path (``generation_order.py``) must match. It builds
-additive masks of shape (B, 1, N+1, N+1) and runs eager softmax attention, exactly as the authors'
-release does. It is never used for training: the tests use it as the oracle and the benchmark tool as the
-baseline.
+This is the oracle that the production path (both streams in generation order through
+``SAIMTransformerLayer``) must match. It builds additive masks of shape (B, 1, N+1, N+1) and runs its own
+eager softmax attention on the blocks' weights, as the authors' release does; it shares no attention code
+with the model package, so a mistake there cannot hide here. It is never used for training: the tests use
+it as the oracle and ``tools/analysis/benchmark_pretrain.py`` as the baseline.
 """
 from typing import Optional, Tuple
 

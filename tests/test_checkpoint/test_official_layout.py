@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from saim_mm.utils.convert import ConversionError, official_saim_to_mm, saim_model_cfg
+from saim_mm.checkpoint import ConversionError, official_saim_to_mm, saim_model_cfg
 from tests.conftest import build_tiny_saim
 
 

@@ -16,8 +16,8 @@ from mmpretrain.registry import MODELS
 from PIL import Image
 
 import saim_mm  # noqa: F401
-from saim_mm.utils import CheckpointLoadError, checkpoint_safe_globals, load_checkpoint_file
-from saim_mm.utils.checkpoint_safety import statistics_method_getattr
+from saim_mm.checkpoint import CheckpointLoadError, checkpoint_safe_globals, load_checkpoint_file
+from saim_mm.checkpoint.safe_globals import statistics_method_getattr
 from tests.conftest import REPO, build_tiny_saim, demo_train_cfg, tiny_saim_cfg
 
 
@@ -203,4 +203,4 @@ def test_project_sources_load_checkpoints_only_weights_only():
             calls += 1
             assert 'weights_only=True' in call, f'{path}: torch.load({call}) without weights_only=True'
     assert calls >= 1
-    assert CheckpointLoader._schemes[''].__module__ == 'saim_mm.utils.checkpoint_safety'
+    assert CheckpointLoader._schemes[''].__module__ == 'saim_mm.checkpoint.io'

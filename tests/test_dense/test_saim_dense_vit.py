@@ -1,8 +1,9 @@
-"""SAIMViT for dense tasks: multi-level outputs, window attention, relative position bias, pos-embed resizing."""
+"""SAIMDenseViT: multi-level outputs, window attention, relative position bias, pos-embed resizing, scoped names."""
 import pytest
 import torch
 
 import saim_mm  # noqa: F401
+from saim_mm.dense import SAIMDenseViT, ViTPyramidNeck
 from saim_mm.models.backbones import SAIMViT
 
 ARCH = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
@@ -19,11 +20,11 @@ def randomise(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def dense(**kwargs) -> SAIMViT:
+def dense(**kwargs) -> SAIMDenseViT:
     cfg = dict(arch=ARCH, img_size=32, patch_size=4, out_indices=[0, 1, 2, 3], out_type='featmap',
                final_norm=False)
     cfg.update(kwargs)
-    return SAIMViT(**cfg)
+    return SAIMDenseViT(**cfg)
 
 
 @pytest.mark.parametrize('size', [(32, 32), (48, 64), (64, 40), (20, 36)])
@@ -119,10 +120,17 @@ def test_drop_path_rate_is_linear_over_blocks_and_stochastic_in_training():
 
 
 def test_defaults_keep_the_pretraining_backbone():
-    model = SAIMViT(arch=ARCH, img_size=16, patch_size=4)
-    assert model.is_plain and model.window_size == 0 and model.use_cls_token
+    model = SAIMDenseViT(arch=ARCH, img_size=16, patch_size=4)
+    assert model.window_size == 0 and model.use_cls_token
     assert not any('rel_pos_bias' in k for k in model.state_dict())
     assert model.cls_token.requires_grad
+    plain = SAIMViT(arch=ARCH, img_size=16, patch_size=4)
+    assert plain.state_dict().keys() == model.state_dict().keys()
+
+
+def test_pretraining_backbone_points_to_the_dense_one_for_dense_options():
+    with pytest.raises(TypeError, match=r"SAIMViT got \['window_size'\]: these are options of SAIMDenseViT"):
+        SAIMViT(arch=ARCH, img_size=16, patch_size=4, window_size=4)
 
 
 def test_dense_options_are_checked():
@@ -133,7 +141,7 @@ def test_dense_options_are_checked():
     with pytest.raises(ValueError, match='window_size must be an int >= 0'):
         dense(window_size=-1, use_cls_token=False)
     with pytest.raises(ValueError, match="out_type='cls_token' needs use_cls_token=True"):
-        SAIMViT(arch=ARCH, img_size=16, patch_size=4, use_cls_token=False)
+        SAIMDenseViT(arch=ARCH, img_size=16, patch_size=4, use_cls_token=False)
     model = dense(use_cls_token=False)
     assert not model.cls_token.requires_grad  # kept for loading, unused, so frozen
 
@@ -144,13 +152,22 @@ def test_pretrained_init_without_checkpoint_says_how_to_give_it():
         model.init_weights()
 
 
-def test_one_class_in_mmpretrain_mmdet_and_mmseg_registries():
-    from mmdet.registry import MODELS as DET
-    from mmpretrain.registry import MODELS as PRETRAIN
-    from mmseg.registry import MODELS as SEG
-    for name in ('SAIMViT', 'ViTPyramidNeck'):
-        assert PRETRAIN.module_dict[name] is DET.module_dict[name] is SEG.module_dict[name]
-    assert DET.module_dict['SAIMViT'] is SAIMViT
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
+def test_scoped_names_resolve_in_mmdet_and_mmseg_registries(scope):
+    """mmdet / mmseg configs name saim_mm's classes as ``mmpretrain.<name>``: one class, one registry."""
+    import importlib
+
+    from saim_mm.dense import BackboneLayerDecayOptimWrapperConstructor
+    from saim_mm.engine.hooks import AtomicCheckpointHook, NonFiniteLossHook
+    registry = importlib.import_module(f'{scope}.registry')
+    assert registry.MODELS.get('mmpretrain.SAIMDenseViT') is SAIMDenseViT
+    assert registry.MODELS.get('mmpretrain.ViTPyramidNeck') is ViTPyramidNeck
+    assert registry.HOOKS.get('mmpretrain.AtomicCheckpointHook') is AtomicCheckpointHook
+    assert registry.HOOKS.get('mmpretrain.NonFiniteLossHook') is NonFiniteLossHook
+    assert (registry.OPTIM_WRAPPER_CONSTRUCTORS.get('mmpretrain.BackboneLayerDecayOptimWrapperConstructor')
+            is BackboneLayerDecayOptimWrapperConstructor)
+    # nothing of saim_mm is copied into the downstream registries any more
+    assert 'SAIMDenseViT' not in registry.MODELS.module_dict and 'SAIMViT' not in registry.MODELS.module_dict
 
 
 def test_relative_position_bias_keeps_offsets_for_other_grid_sizes():

@@ -1,3 +1,0 @@
-from .backbone_layer_decay_constructor import BackboneLayerDecayOptimWrapperConstructor
-
-__all__ = ['BackboneLayerDecayOptimWrapperConstructor']
