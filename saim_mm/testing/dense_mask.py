@@ -12,23 +12,27 @@ import torch
 from torch import Tensor
 
 
-def permutation_masks(order: Tensor, dtype: torch.dtype = torch.float32) -> Tuple[Tensor, Tensor]:
+def permutation_masks(order: Tensor, dtype: torch.dtype = torch.float32,
+                      segment_size: int = 1) -> Tuple[Tensor, Tensor]:
     """Content and query masks of the paper for a generation order.
 
     Token 0 is the cls token, token ``1 + i`` is patch ``i``. With ``rank[i]`` the step at which patch ``i``
     is generated: patch i sees patch j in the content stream iff ``rank[j] <= rank[i]`` and in the query
-    stream iff ``rank[j] < rank[i]``; every patch sees the cls token; the cls token sees only itself.
+    stream iff ``rank[j] < rank[i]``; every patch sees the cls token; the cls token sees only itself. With
+    segments of ``segment_size`` G steps generated together, the ranks are those of the segments
+    (``rank // G``).
 
     Args:
         order (Tensor): (B, N) generation order.
         dtype (torch.dtype): dtype of the additive masks.
+        segment_size (int): G. Defaults to 1.
 
     Returns:
         tuple[Tensor, Tensor]: additive content and query masks, each (B, 1, N+1, N+1), 0 where attention
         is allowed and -inf elsewhere.
     """
     B, N = order.shape
-    rank = torch.argsort(order, dim=1)
+    rank = torch.argsort(order, dim=1) // segment_size
     allowed_c = rank[:, None, :] <= rank[:, :, None]  # [b, i, j]: i sees j
     allowed_q = rank[:, None, :] < rank[:, :, None]
     masks = []
@@ -78,22 +82,28 @@ def dense_mask_predictions(model: torch.nn.Module, inputs: Tensor, order: Tensor
         order (Tensor): (B, N) generation order.
 
     Returns:
-        Tensor: (B, N, p*p*3) predictions, row i for patch i (raster position, not generation order).
+        Tensor: (B, N, out) predictions of every patch, row i for patch i (raster position, not generation
+        order); a model that predicts only the last K steps is compared at those patches.
     """
     backbone, neck = model.backbone, model.neck
     B = inputs.shape[0]
-    content_mask, query_mask = permutation_masks(order, inputs.dtype)
+    content_mask, query_mask = permutation_masks(order, inputs.dtype, model.order_generator.segment_size)
     tokens = backbone.patch_embed(inputs)[0] + backbone.pos_embed[:, 1:]
     cls = (backbone.cls_token + backbone.pos_embed[:, :1]).expand(B, -1, -1)
     h = torch.cat([cls, tokens], dim=1)
-    g = backbone.pos_embed.expand(B, -1, -1)
+    if neck.context_embeds is None:
+        g = backbone.pos_embed.expand(B, -1, -1)
+    else:  # a narrow decoder's own query table; the cls slot's query is never read
+        g = torch.cat([torch.zeros_like(neck.query_pos[:, :1]), neck.query_pos], dim=1).expand(B, -1, -1)
     num_dec = neck.num_layers
     dec_layers = neck.layers if neck.layers is not None else backbone.layers[:num_dec]
-    step = backbone.num_layers // num_dec if num_dec else 0
+    reads = dict((index, j) for j, index in enumerate(neck.context_indices(backbone.num_layers)))
     for i, layer in enumerate(backbone.layers):
         h = masked_block_forward(layer, h, content_mask)
-        if num_dec and (i + 1) % step == 0:
-            g = masked_block_forward(dec_layers[i // step], g, query_mask, context=h)
+        if i in reads:
+            j = reads[i]
+            context = h if neck.context_embeds is None else neck.context_embeds[j](h)
+            g = masked_block_forward(dec_layers[j], g, query_mask, context=context)
     if num_dec:
         source = g[:, 1:]
     else:

@@ -18,13 +18,14 @@ BAD = {
         '(e.g. 28 or 32)'),
     'decoder depth does not divide the encoder depth': (
         {'model.neck.num_layers': 3},
-        'neck.num_layers=3 must divide the encoder depth 4; allowed: [1, 2, 4]'),
+        'neck.num_layers=3 must divide the encoder depth 4; allowed: [1, 2, 4] (or give neck.context_layers)'),
     'decoder depth 0 with the stochastic order': (
         {'model.neck.num_layers': 0},
-        'neck.num_layers=0 (no query stream) needs order="raster"'),
+        'neck.num_layers=0 (no query stream) needs a fixed order'),
     'unknown order mode': (
-        {'model.order': 'spiral'},
-        "SAIM order must be one of ('stochastic', 'raster'), got 'spiral'"),
+        {'model.order': 'zigzag'},
+        "SAIM order must be one of ('stochastic', 'raster', 'spiral', 'centre_out', 'checkerboard', "
+        "'fixed_random', 'random_segments') or a config dict of a registered order, got 'zigzag'"),
     'even Gaussian kernel': (
         {'model.head.kernel_size': 4},
         'GaussianPixelLoss kernel_size must be a positive odd int or None, got 4'),
@@ -43,9 +44,15 @@ BAD = {
     'decoder patch size differs from the backbone': (
         {'model.neck.patch_size': 8},
         'neck.patch_size=8 differs from backbone.patch_size=4; it must be 4'),
-    'decoder width differs from the encoder': (
-        {'model.neck.embed_dims': 192, 'model.neck.feedforward_channels': 768},
-        'neck.embed_dims=192 differs from backbone.embed_dims=96; it must be 96'),
+    'decoder heads do not divide the decoder width': (
+        {'model.neck.embed_dims': 64, 'model.neck.num_heads': 3},
+        'SAIMDecoder num_heads=3 does not divide embed_dims=64.'),
+    'decoder reads encoder blocks that do not fit': (
+        {'model.neck.num_layers': 3, 'model.neck.context_layers': [1, 3, 5]},
+        'neck.context_layers=[1, 3, 5] must list 3 increasing encoder blocks in 1..4.'),
+    'partial prediction of more patches than there are': (
+        {'model.neck.num_predict': 65},
+        'neck.num_predict=65 exceeds the 64 patches.'),
     'unknown predictor': (
         {'model.neck.predictor': 'conv'},
         "SAIMDecoder predictor must be one of ('mlp', 'linear'), got 'conv'"),

@@ -136,12 +136,14 @@ class SAIMViT(VisionTransformer):
                              f'{self.patch_resolution[0] * p}x{self.patch_resolution[1] * p} '
                              f'(the fixed position embedding), got {H}x{W}.')
 
-    def forward(self, x: Tensor, order: Optional[Tensor] = None):
+    def forward(self, x: Tensor, order: Optional[Tensor] = None, attn_mask: Optional[Tensor] = None):
         """Plain ViT features, or the content stream in generation order.
 
         Args:
             x (Tensor): Images (B, 3, H, W).
             order (Tensor, optional): Generation order (B, N). None gives the plain ViT forward.
+            attn_mask (Tensor, optional): (N+1, N+1) bool mask of the content stream in generation order
+                (block-causal segments); None = the causal mask.
 
         Returns:
             Without ``order``: the outputs of :class:`VisionTransformer`. With ``order``: a tuple
@@ -160,6 +162,6 @@ class SAIMViT(VisionTransformer):
         h = self.pre_norm(self.drop_after_pos(torch.cat([cls, tokens], dim=1)))
         hidden_states = []
         for layer in self.layers:
-            h = layer(h, causal=True)
+            h = layer(h, causal=attn_mask is None, attn_mask=attn_mask)
             hidden_states.append(h)
         return tuple(hidden_states), gather_tokens(pos, order)

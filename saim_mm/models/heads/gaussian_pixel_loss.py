@@ -62,6 +62,11 @@ class GaussianPixelLoss(MAEPretrainHead):
         else:
             self.kernel = None
 
+    @property
+    def target_channels(self) -> int:
+        """Width of one patch's target: p * p * C."""
+        return self.patch_size**2 * self.in_channels
+
     def smooth(self, images: Tensor) -> Tensor:
         """Depthwise Gaussian smoothing of (B, C, H, W) images (identity when ``kernel_size`` is None)."""
         if self.kernel is None:
@@ -79,13 +84,13 @@ class GaussianPixelLoss(MAEPretrainHead):
         return torch.einsum('nchpwq->nhwpqc', x).reshape(B, (H // p) * (W // p), p * p * C)
 
     def construct_target(self, images: Tensor, order: Optional[Tensor] = None) -> Tensor:
-        """Targets (B, N, p*p*C): in generation order when ``order`` (B, N) is given, else raster."""
+        """Targets (B, N, p*p*C) in raster order, or (B, K, p*p*C) at the patches of ``order`` (B, K)."""
         target = super().construct_target(self.smooth(images))
         return target if order is None else gather_tokens(target, order)
 
     def loss(self, pred: Tensor, images: Tensor, order: Optional[Tensor] = None) -> Tensor:
-        """Mean penalty between ``pred`` (B, N, p*p*C) and the targets of ``images`` (B, C, H, W).
+        """Mean penalty between ``pred`` (B, K, p*p*C) and the targets of ``images`` (B, C, H, W).
 
-        ``pred`` row t is compared with patch ``order[:, t]`` (raster patch t when ``order`` is None).
+        ``pred`` row t is compared with patch ``order[:, t]`` (raster patch t when ``order`` is None; K = N).
         """
         return self.loss_module(pred, self.construct_target(images, order))

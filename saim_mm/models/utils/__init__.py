@@ -1,8 +1,8 @@
-from .generation_order import ORDER_MODES, check_order, gather_tokens, sample_order
+from .generation_order import check_order, gather_tokens, segment_masks
 from .transformer_layer import SAIMTransformerLayer, attend
 from .window_attention import RelativePositionBias, window_merge, window_partition
 
 __all__ = [
-    'ORDER_MODES', 'check_order', 'gather_tokens', 'sample_order', 'SAIMTransformerLayer', 'attend',
+    'check_order', 'gather_tokens', 'segment_masks', 'SAIMTransformerLayer', 'attend',
     'RelativePositionBias', 'window_merge', 'window_partition'
 ]

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
 from torch import Tensor
+from torch.nn.attention.bias import causal_lower_right
 from torch.utils.checkpoint import checkpoint
 
 from .window_attention import RelativePositionBias, window_merge, window_partition
@@ -45,9 +46,10 @@ def attend(q: Tensor,
         q (Tensor): Queries (B, heads, Lq, d).
         k (Tensor): Keys (B, heads, Lk, d).
         v (Tensor): Values (B, heads, Lk, d).
-        mask (Tensor, optional): Additive mask broadcastable to (B, heads, Lq, Lk).
-        causal (bool): Query i sees keys 0..i only (top-left aligned, as ``is_causal``). Not combined with
-            ``mask``.
+        mask (Tensor, optional): Mask broadcastable to (B, heads, Lq, Lk): additive, or bool (True = may
+            attend).
+        causal (bool): Query i sees keys 0..i + Lk - Lq (the last query sees every key; for Lq = Lk the
+            ordinary causal mask). Not combined with ``mask``.
         dropout_p (float): Dropout on the attention weights.
         need_weights (bool): Also return the softmax weights (B, heads, Lq, Lk).
 
@@ -56,13 +58,18 @@ def attend(q: Tensor,
     """
     if causal and mask is not None:
         raise ValueError('attend: causal attention takes no additional mask.')
+    Lq, Lk = q.shape[-2], k.shape[-2]
     if not need_weights:
+        if causal and Lq != Lk:  # fewer queries than keys (partial prediction): the lower-right causal mask
+            mask, causal = causal_lower_right(Lq, Lk), False
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal)
         return out, None
     scores = (q @ k.transpose(-2, -1)) * q.shape[-1]**-0.5
     if causal:
-        future = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).triu(1)
+        future = torch.ones(Lq, Lk, dtype=torch.bool, device=q.device).triu(1 + Lk - Lq)
         scores = scores.masked_fill(future, float('-inf'))
+    elif mask is not None and mask.dtype == torch.bool:
+        scores = scores.masked_fill(~mask, float('-inf'))
     elif mask is not None:
         scores = scores + mask
     weights = scores.softmax(dim=-1)
@@ -73,7 +80,8 @@ class SAIMTransformerLayer(TransformerEncoderLayer):
     """A pre-norm ViT block whose attention pattern is chosen per call.
 
     ``x <- x + DropPath(Proj(Attn(Q=LN1(x), K=V=LN1(context or x))))``, then ``x <- x + MLP(LN2(x))``.
-    The same LayerNorm ``ln1`` normalises the queries and the context (the query stream of SAIM).
+    The same LayerNorm ``ln1`` normalises the queries and the context (the query stream of SAIM); the
+    context has the block's width (a narrower decoder projects it first).
 
     Args:
         *args: Arguments of :class:`TransformerEncoderLayer` (``embed_dims``, ``num_heads``,
@@ -107,39 +115,44 @@ class SAIMTransformerLayer(TransformerEncoderLayer):
                 hw: Optional[Tuple[int, int]] = None,
                 window: int = 0,
                 num_extra_tokens: int = 0,
+                attn_mask: Optional[Tensor] = None,
                 return_attention: bool = False) -> Union[Tensor, Tuple[Tensor, Tensor]]:
         """Run the block.
 
         Args:
             x (Tensor): Tokens (B, L, C).
             context (Tensor, optional): Keys/values (B, L', C) for cross-attention; None = self-attention.
-            causal (bool): Token (query) i attends to tokens (context tokens) 0..i only.
+            causal (bool): Token (query) i attends to tokens (context tokens) 0..i only; with fewer queries
+                L than context tokens L', query i attends to context tokens 0..i + L' - L.
             hw (tuple, optional): Patch grid (H, W) of ``x``'s last H*W tokens (raster order); needed for
                 ``window`` and for the relative position bias.
             window (int): S > 0: self-attention within S x S windows of the grid (the grid is zero-padded
                 to multiples of S and padded keys are masked out). Needs ``num_extra_tokens == 0``.
             num_extra_tokens (int): E tokens (cls) before the patches; they get no relative position bias.
+            attn_mask (Tensor, optional): (L, L') bool, True = may attend (e.g. block-causal segments);
+                the same for the whole batch. Not combined with ``causal``, ``window`` or a bias.
             return_attention (bool): Also return the attention weights (B or B*windows, heads, L, L').
 
         Returns:
             Tensor | tuple: the output (B, L, C), and the weights when ``return_attention``.
         """
         if self.with_cp and self.training and torch.is_grad_enabled() and not return_attention:
-            return checkpoint(self._forward, x, context, causal, hw, window, num_extra_tokens, False,
+            return checkpoint(self._forward, x, context, causal, hw, window, num_extra_tokens, attn_mask, False,
                               use_reentrant=False)
-        return self._forward(x, context, causal, hw, window, num_extra_tokens, return_attention)
+        return self._forward(x, context, causal, hw, window, num_extra_tokens, attn_mask, return_attention)
 
     def _forward(self, x: Tensor, context: Optional[Tensor], causal: bool, hw: Optional[Tuple[int, int]],
-                 window: int, num_extra_tokens: int, return_attention: bool):
+                 window: int, num_extra_tokens: int, attn_mask: Optional[Tensor], return_attention: bool):
         out, weights = self._attention(
             self.ln1(x), None if context is None else self.ln1(context), causal, hw, window, num_extra_tokens,
-            return_attention)
+            attn_mask, return_attention)
         x = x + out
         x = self.ffn(self.ln2(x), identity=x)
         return (x, weights) if return_attention else x
 
     def _attention(self, y: Tensor, context: Optional[Tensor], causal: bool, hw: Optional[Tuple[int, int]],
-                   window: int, num_extra_tokens: int, need_weights: bool) -> Tuple[Tensor, Optional[Tensor]]:
+                   window: int, num_extra_tokens: int, attn_mask: Optional[Tensor],
+                   need_weights: bool) -> Tuple[Tensor, Optional[Tensor]]:
         """The attention branch on normalised tokens ``y`` (B, L, C), up to the residual sum."""
         attn = self.attn
         B, L, C = y.shape
@@ -152,7 +165,10 @@ class SAIMTransformerLayer(TransformerEncoderLayer):
             raise ValueError('SAIMTransformerLayer: window attention is self-attention over a patch grid '
                              f'without extra tokens (got context={context is not None}, causal={causal}, '
                              f'num_extra_tokens={num_extra_tokens}).')
-        mask = None
+        if attn_mask is not None and (causal or window or bias is not None):
+            raise ValueError('SAIMTransformerLayer: attn_mask is not combined with causal, window or a relative '
+                             'position bias.')
+        mask = attn_mask
         if window:
             y, valid, padded = window_partition(y, hw, window)
             if bias is not None:
@@ -172,7 +188,9 @@ class SAIMTransformerLayer(TransformerEncoderLayer):
             kv = F.linear(context, weight[C:], None if qkv_bias is None else qkv_bias[C:])
             q = q.reshape(B, n, heads, C // heads).transpose(1, 2)
             k, v = kv.reshape(B, context.shape[1], 2, heads, C // heads).permute(2, 0, 3, 1, 4)
-        out, weights = attend(q, k, v, None if mask is None else mask.to(q.dtype), causal,
+        if mask is not None and mask.dtype != torch.bool:
+            mask = mask.to(q.dtype)
+        out, weights = attend(q, k, v, mask, causal,
                               attn.attn_drop if self.training else 0., need_weights)
         out = attn.proj(out.transpose(1, 2).reshape(-1, n, C))
         if window:

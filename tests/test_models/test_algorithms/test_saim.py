@@ -53,11 +53,14 @@ def test_decoder_depth_must_divide_encoder_depth(dec_depth):
 
 
 def test_unknown_order_mode_is_refused():
-    with pytest.raises(ValueError, match=r"order must be one of \('stochastic', 'raster'\), got 'spiral'"):
-        MODELS.build(tiny_saim_cfg(order='spiral'))
+    with pytest.raises(ValueError, match=r"order must be one of \('stochastic', 'raster', 'spiral', .*"
+                                         r"'random_segments'\) or a config dict of a registered order, got 'zigzag'"):
+        MODELS.build(tiny_saim_cfg(order='zigzag'))
 
 
-def test_depth0_needs_raster_order():
-    with pytest.raises(ValueError, match='num_layers=0 .* needs order="raster"'):
-        MODELS.build(tiny_saim_cfg(dec_depth=0, order='stochastic'))
-    build_tiny_saim(dec_depth=0, order='raster').loss(torch.randn(1, 3, 16, 16))
+def test_depth0_needs_a_fixed_order():
+    for order in ('stochastic', 'random_segments'):
+        with pytest.raises(ValueError, match='num_layers=0 .* needs a fixed order'):
+            MODELS.build(tiny_saim_cfg(dec_depth=0, order=order))
+    for order in ('raster', 'spiral', 'centre_out', 'checkerboard', 'fixed_random'):
+        build_tiny_saim(dec_depth=0, order=order).loss(torch.randn(1, 3, 16, 16))

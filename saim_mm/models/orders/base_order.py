@@ -1,0 +1,62 @@
+from typing import Optional, Sequence, Tuple
+
+import torch
+from mmengine.model import BaseModule
+from torch import Tensor
+
+
+class BaseGenerationOrder(BaseModule):
+    """A generation order: which patch is predicted at which step.
+
+    Subclasses implement :meth:`forward`. An order is ``fixed`` when every sample of every iteration gets
+    the same permutation (then the model can run without a query stream, since the next position is known);
+    ``segment_size`` G > 1 means consecutive groups of G steps are predicted together (block-causal
+    attention: a step sees every earlier segment and, in the content stream, its own segment).
+
+    Args:
+        grid (tuple[int, int]): The patch grid (h, w); N = h * w. Filled in by ``SAIM`` from the encoder.
+        init_cfg (dict, optional): Initialisation config.
+    """
+    fixed = False
+
+    def __init__(self, grid: Sequence[int], init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.grid: Tuple[int, int] = (int(grid[0]), int(grid[1]))
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @property
+    def segment_size(self) -> int:
+        """G: steps predicted in parallel (1 = one patch at a time)."""
+        return 1
+
+    def forward(self, batch_size: int, device: Optional[torch.device] = None) -> Tensor:
+        """Draw the orders of a batch.
+
+        Returns:
+            Tensor: Long tensor (B, N); row b is a permutation of ``range(N)`` (raster patch indices).
+        """
+        raise NotImplementedError
+
+
+class FixedGenerationOrder(BaseGenerationOrder):
+    """An order that is the same for every sample, given by :meth:`permutation` (computed once, kept in
+    the buffer ``order``; in the checkpoint too when ``persistent``)."""
+    fixed = True
+    persistent = False
+
+    def __init__(self, grid: Sequence[int], init_cfg: Optional[dict] = None) -> None:
+        super().__init__(grid, init_cfg=init_cfg)
+        perm = self.permutation()
+        if not torch.equal(perm.sort().values, torch.arange(self.num_patches)):
+            raise AssertionError(f'{type(self).__name__}.permutation() is not a permutation of range(N)')
+        self.register_buffer('order', perm, persistent=self.persistent)
+
+    def permutation(self) -> Tensor:
+        """The (N,) order over the grid."""
+        raise NotImplementedError
+
+    def forward(self, batch_size: int, device: Optional[torch.device] = None) -> Tensor:
+        return self.order.to(device).expand(batch_size, -1)
