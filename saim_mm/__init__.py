@@ -9,5 +9,6 @@ from .checkpoint import register_checkpoint_loader, register_checkpoint_safe_glo
 
 register_checkpoint_safe_globals()
 register_checkpoint_loader()
+from . import apis  # noqa: E402,F401  (registers saim_mm's model index with mmpretrain's ModelHub)
 
 __all__ = ['__version__', 'check_versions']

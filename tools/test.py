@@ -12,6 +12,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from saim_mm.utils import setup_cpu_distributed
+from saim_mm.utils.data_roots import TEST_LOADERS, DataRootNotFoundError, check_data_roots
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,6 +49,10 @@ def main() -> None:
         cfg.test_evaluator = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) \
             else [cfg.test_evaluator]
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
+    try:
+        check_data_roots(cfg, TEST_LOADERS)  # before the model is built
+    except DataRootNotFoundError as err:
+        raise SystemExit(f'error: {err}') from None  # one message, no traceback
     setup_cpu_distributed(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.test()

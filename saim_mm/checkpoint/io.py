@@ -184,10 +184,15 @@ def save_state_dict_file(state_dict: Mapping[str, Tensor], path: str, meta: Opti
 
 
 def load_from_local_weights_only(filename: str, map_location: MapLocation = None) -> Any:
-    """mmengine ``CheckpointLoader`` scheme for local paths: :func:`load_checkpoint_file`."""
-    return load_checkpoint_file(filename, map_location=map_location)
+    """mmengine ``CheckpointLoader`` scheme for local paths: :func:`.layouts.load_any_layout` (weights-only
+    reading, ``.safetensors`` too, known layouts converted to saim_mm's)."""
+    from .layouts import load_any_layout
+    return load_any_layout(filename, map_location=map_location)
 
 
 def register_checkpoint_loader() -> None:
-    """Make mmengine load every local checkpoint with :func:`load_from_local_weights_only` (idempotent)."""
+    """Make mmengine load every local checkpoint with :func:`load_from_local_weights_only`, and build
+    ``type='Pretrained'`` init_cfgs as :class:`.LayoutPretrainedInit` (idempotent)."""
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_weights_only, force=True)
+    from .pretrained_init import register_pretrained_init
+    register_pretrained_init()

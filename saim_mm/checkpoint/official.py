@@ -1,9 +1,12 @@
-"""The authors' SAIM release (repository qiy20/SAIM) -> a complete saim_mm ``SAIM`` state dict.
+"""The authors' SAIM release (repository qiy20/SAIM) -> saim_mm state dicts.
 
-Their names: ``patch_embed.proj``, ``cls_token``, ``pos_embed``, ``blocks.N.{norm1, attn.q, attn.k,
-attn.v, attn.proj, norm2, mlp.fc1, mlp.fc2}``, ``query_blocks.N.*`` (the same block layout), ``norm`` and
-``prediction_head.{fc1, fc2}`` (MLP) or ``prediction_head`` (linear) of the decoder, the Gaussian kernel
-``gaussian_blur.weight``; no final encoder norm.
+Their pre-training model (``SaimViT``): ``patch_embed.proj``, ``cls_token``, ``pos_embed``, ``blocks.N.{norm1,
+attn.q, attn.k, attn.v, attn.proj, norm2, mlp.fc1, mlp.fc2}``, ``query_blocks.N.*`` (the same block layout),
+``norm`` and ``prediction_head.{fc1, fc2}`` (MLP) or ``prediction_head`` (linear) of the decoder, the
+Gaussian kernel ``gaussian_blur.weight``; no final encoder norm (:func:`official_saim_to_mm`).
+
+Their fine-tuned and linear-probe models (``models_vit.VisionTransformer``) have the same encoder blocks, no
+query stream, ``norm`` as the encoder's final norm and a classifier ``head`` (:func:`official_encoder_to_mm`).
 """
 import math
 from typing import Optional, Set, Tuple
@@ -17,6 +20,7 @@ from .schema import (BLOCK_RENAMES, EMBED_RENAMES, StateDict, check_state_dict, 
                      saim_decoder_shapes, strip_prefix, vit_shapes)
 
 WHAT = 'authors\' SAIM checkpoint'
+ENCODER_KEYS = ['cls_token', 'pos_embed', 'patch_embed.proj.weight', 'patch_embed.proj.bias', 'blocks.0.mlp.fc1.weight']
 
 
 def _authors_block(state_dict: StateDict, src: str, dst: str, out: StateDict, used: Set[str]) -> None:
@@ -63,24 +67,11 @@ def official_saim_to_mm(state_dict: StateDict,
         ConversionError: a missing or unexpected key, or shapes that do not form a ViT.
     """
     sd = strip_prefix(state_dict, 'module.')
-    require_keys(sd, ['cls_token', 'pos_embed', 'patch_embed.proj.weight', 'patch_embed.proj.bias', 'norm.weight',
-                      'blocks.0.mlp.fc1.weight'], WHAT)
+    require_keys(sd, ENCODER_KEYS + ['norm.weight'], WHAT)
     out: StateDict = {}
     used: Set[str] = set()
     report = ConversionReport()
-    for theirs, ours in EMBED_RENAMES:
-        out['backbone.' + ours] = sd[theirs]
-        used.add(theirs)
-    depth = num_blocks(sd, 'blocks.')
-    for i in range(depth):
-        _authors_block(sd, f'blocks.{i}.', f'backbone.layers.{i}.', out, used)
-    C = sd['cls_token'].shape[-1]
-    # Their pre-training model has no final encoder norm (the decoder has its own); mmpretrain's ViT has
-    # one (``ln1``), frozen at the identity in saim_mm pre-training. The same identity here.
-    out['backbone.ln1.weight'] = torch.ones(C, dtype=sd['norm.weight'].dtype)
-    out['backbone.ln1.bias'] = torch.zeros(C, dtype=sd['norm.weight'].dtype)
-    report.added += [('backbone.ln1.weight', 'ones (final encoder norm; not in their pre-training model)'),
-                     ('backbone.ln1.bias', 'zeros (final encoder norm; not in their pre-training model)')]
+    depth, C = _authors_encoder(sd, out, used, report, final_norm=False)
 
     num_query = num_blocks(sd, 'query_blocks.')
     if num_query == 0:
@@ -122,12 +113,8 @@ def official_saim_to_mm(state_dict: StateDict,
         arch['kernel_size'], arch['sigma'] = gaussian_from_kernel(kernel)
         report.dropped.append(('gaussian_blur.weight', tuple(kernel.shape)))
         used.add('gaussian_blur.weight')
-    unexpected = [f'{k} {list(v.shape)}' for k, v in sd.items() if k not in used]
-    if unexpected:
-        raise ConversionError(f'authors\' SAIM checkpoint has unexpected keys: {", ".join(unexpected[:12])}'
-                              f'{" ..." if len(unexpected) > 12 else ""}')
-    expected = {'backbone.' + k: s for k, s in vit_shapes(C, depth, arch['hidden'], arch['patch_size'],
-                                                          arch['in_channels'], arch['num_tokens']).items()}
+    _check_all_used(sd, used)
+    expected = _encoder_shapes(arch)
     expected.update(saim_decoder_shapes(C, arch['hidden'], arch['patch_size'], arch['in_channels'],
                                         num_layers=0 if shared else dec_depth, predictor=predictor))
     check_state_dict(out, expected, 'converted authors\' SAIM checkpoint')
@@ -135,8 +122,86 @@ def official_saim_to_mm(state_dict: StateDict,
     return out, report
 
 
+def official_encoder_to_mm(state_dict: StateDict) -> Tuple[StateDict, ConversionReport]:
+    """The authors' fine-tuned or linear-probe ViT (no query stream) -> a saim_mm encoder under ``backbone.``.
+
+    Their ``norm`` is this model's final encoder norm (``backbone.ln1``); the classifier ``head.*`` (a
+    Linear, or BatchNorm + Linear in their probe) is reported as dropped. A pre-training checkpoint (with
+    ``query_blocks``) is read by :func:`official_saim_to_mm` instead.
+
+    Raises:
+        ConversionError: ``query_blocks`` keys, a missing or unexpected key, or shapes that do not form a ViT.
+    """
+    sd = strip_prefix(state_dict, 'module.')
+    if num_blocks(sd, 'query_blocks.'):
+        raise ConversionError('authors\' checkpoint has query_blocks.N.* (a pre-training model): read it with '
+                              'official_saim_to_mm.')
+    out: StateDict = {}
+    used: Set[str] = set()
+    report = ConversionReport()
+    depth, _ = _authors_encoder(sd, out, used, report, final_norm='norm.weight' in sd)
+    for key in sorted(k for k in sd if k.startswith('head.')):
+        report.dropped.append((key, tuple(sd[key].shape)))
+        used.add(key)
+    _check_all_used(sd, used)
+    patch_w = sd['patch_embed.proj.weight']
+    arch = dict(embed_dims=patch_w.shape[0], depth=depth, hidden=sd['blocks.0.mlp.fc1.weight'].shape[0],
+                patch_size=patch_w.shape[-1], in_channels=patch_w.shape[1], num_tokens=sd['pos_embed'].shape[1])
+    check_state_dict(out, _encoder_shapes(arch), 'converted authors\' ViT checkpoint')
+    report.arch = arch
+    return out, report
+
+
+def _authors_encoder(sd: StateDict, out: StateDict, used: Set[str], report: ConversionReport,
+                     final_norm: bool) -> Tuple[int, int]:
+    """Their embeddings and ``blocks.N`` -> ``backbone.*`` in ``out``; returns (depth, width).
+
+    ``final_norm``: their ``norm`` is the encoder's final norm (fine-tuned models). Otherwise (pre-training,
+    where ``norm`` is the decoder's) the final norm ``backbone.ln1`` is the identity.
+    """
+    require_keys(sd, ENCODER_KEYS, WHAT)
+    for theirs, ours in EMBED_RENAMES:
+        out['backbone.' + ours] = sd[theirs]
+        used.add(theirs)
+    depth = num_blocks(sd, 'blocks.')
+    for i in range(depth):
+        _authors_block(sd, f'blocks.{i}.', f'backbone.layers.{i}.', out, used)
+    C = sd['cls_token'].shape[-1]
+    if final_norm:
+        require_keys(sd, ['norm.weight', 'norm.bias'], WHAT)
+        out['backbone.ln1.weight'], out['backbone.ln1.bias'] = sd['norm.weight'], sd['norm.bias']
+        used.update(('norm.weight', 'norm.bias'))
+        return depth, C
+    # Their pre-training model has no final encoder norm (the decoder has its own); mmpretrain's ViT has
+    # one (``ln1``), frozen at the identity in saim_mm pre-training. The same identity here.
+    dtype = sd['cls_token'].dtype
+    out['backbone.ln1.weight'] = torch.ones(C, dtype=dtype)
+    out['backbone.ln1.bias'] = torch.zeros(C, dtype=dtype)
+    report.added += [('backbone.ln1.weight', 'ones (final encoder norm; not in their pre-training model)'),
+                     ('backbone.ln1.bias', 'zeros (final encoder norm; not in their pre-training model)')]
+    return depth, C
+
+
+def _check_all_used(sd: StateDict, used: Set[str]) -> None:
+    """Raise :class:`ConversionError` naming the keys of ``sd`` that no rule converted."""
+    unexpected = [f'{k} {list(v.shape)}' for k, v in sd.items() if k not in used]
+    if unexpected:
+        raise ConversionError(f'authors\' SAIM checkpoint has unexpected keys: {", ".join(unexpected[:12])}'
+                              f'{" ..." if len(unexpected) > 12 else ""}')
+
+
+def _encoder_shapes(arch: dict) -> dict:
+    """Keys (under ``backbone.``) and shapes of the encoder that ``arch`` describes."""
+    return {'backbone.' + k: s for k, s in vit_shapes(arch['embed_dims'], arch['depth'], arch['hidden'],
+                                                      arch['patch_size'], arch['in_channels'],
+                                                      arch['num_tokens']).items()}
+
+
 def saim_model_cfg(arch: dict, num_heads: int) -> dict:
-    """``model`` overrides (for a config inheriting ``configs/_base_/models/saim_vit-base-p16.py``).
+    """``model`` overrides for a config inheriting ``configs/_base_/models/saim_vit-base-p16.py``, as they are.
+
+    The encoder's ``arch`` replaces the base's ``'b'`` (``_delete_=True``); the decoder's width, heads, MLP
+    width and patch size are left to default to the encoder's.
 
     Args:
         arch (dict): ``report.arch`` of :func:`official_saim_to_mm`.
@@ -144,10 +209,11 @@ def saim_model_cfg(arch: dict, num_heads: int) -> dict:
     """
     C, p = arch['embed_dims'], arch['patch_size']
     side = int(round(math.sqrt(arch['num_tokens'] - 1)))
-    layer = dict(embed_dims=C, num_heads=num_heads, feedforward_channels=arch['hidden'])
+    encoder = dict(_delete_=True, embed_dims=C, num_layers=arch['depth'], num_heads=num_heads,
+                   feedforward_channels=arch['hidden'])
     return dict(
-        backbone=dict(arch=dict(num_layers=arch['depth'], **layer), img_size=side * p, patch_size=p),
+        backbone=dict(arch=encoder, img_size=side * p, patch_size=p),
         neck=dict(num_layers=arch['query_depth'], share_encoder_weights=arch['share_encoder_weights'],
-                  predictor=arch['predictor'], patch_size=p, **layer),
+                  predictor=arch['predictor']),
         head=dict(patch_size=p, kernel_size=arch['kernel_size'],
                   sigma=None if arch['sigma'] is None else round(arch['sigma'], 6)))

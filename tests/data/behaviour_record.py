@@ -116,8 +116,8 @@ def cases() -> Dict[str, Callable]:
                 lambda m, x: saim_outputs(m, x, torch.arange(12).expand(2, -1)))
 
     def vis(m, x):
-        from saim_mm.visualization import last_layer_attention
-        return dict(attention=last_layer_attention(m, x), features=m.backbone(x)[0])
+        from saim_mm.apis import attention_maps
+        return dict(attention=attention_maps(m, x), features=m.backbone(x)[0])
 
     plain = dict(type='SAIMViT', arch=dict(TINY), img_size=16, patch_size=4, out_indices=[1, 3],
                  out_type='featmap')

@@ -1,4 +1,4 @@
-"""saim_mm.visualization and the scripts in tools/visualization/ on a tiny checkpoint."""
+"""The scripts in tools/visualization/ (built on saim_mm.apis and saim_mm.visualization) on a tiny checkpoint."""
 import glob
 import os.path as osp
 import subprocess
@@ -11,7 +11,6 @@ from mmpretrain.registry import MODELS
 from PIL import Image
 
 import saim_mm  # noqa: F401
-from saim_mm.visualization import complete, last_layer_attention, reconstruct
 from tests.conftest import REPO
 
 DEMO = osp.join(REPO, 'configs/saim/demo_cpu.py')
@@ -40,37 +39,6 @@ def run(script, *args):
     return proc.stdout
 
 
-def test_attention_rows_sum_to_one(demo_model):
-    attn = last_layer_attention(demo_model, torch.randn(2, 3, 32, 32))
-    assert attn.shape == (2, 3, 65, 65)
-    assert torch.allclose(attn.sum(-1), torch.ones(2, 3, 65))
-
-
-def test_reconstruct_is_the_model_prediction_in_raster_order(demo_model):
-    x = torch.randn(1, 3, 32, 32)
-    order = torch.randperm(64)[None]
-    target, pred = reconstruct(demo_model, x, order)
-    assert target.shape == pred.shape == (1, 3, 32, 32)
-    head = demo_model.head
-    raw = head.patchify(head.smooth(x))
-    std = (raw.var(-1, keepdim=True) + 1e-6)**.5
-    mean = raw[0, order[0]].mean(-1, keepdim=True)
-    expected = demo_model.predict_patches(x, order) * std[0, order[0]] + mean
-    assert torch.allclose(head.patchify(pred)[0, order[0]], expected[0], atol=1e-5)
-
-
-def test_complete_keeps_the_given_patches_and_fills_the_rest(demo_model):
-    x = torch.randn(1, 3, 32, 32)
-    keep = torch.zeros(64, dtype=torch.bool)
-    keep[:32] = True
-    out = demo_model.head.patchify(complete(demo_model, x, keep))
-    given = demo_model.head.patchify(x)
-    assert torch.equal(out[0, :32], given[0, :32])
-    assert not torch.allclose(out[0, 32:], given[0, 32:])
-    with pytest.raises(ValueError, match='exactly the patches that keep leaves out'):
-        complete(demo_model, x, keep, order=torch.arange(10))
-
-
 def test_vis_attention_writes_png(demo_data, tiny_checkpoint, tmp_path):
     img = sorted(glob.glob(osp.join(demo_data, 'val', 'disc', '*.png')))[0]
     out = run('vis_attention.py', DEMO, tiny_checkpoint, img, '--out-dir', str(tmp_path), '--tile', '40')
@@ -90,3 +58,14 @@ def test_vis_reconstruction_writes_png(demo_data, tiny_checkpoint, tmp_path, mod
     with Image.open(png) as im:
         assert im.size == (3 * 48, 48)
         assert len(set(im.getdata())) > 10  # a picture, not a blank panel
+
+
+def test_vis_attention_takes_an_index_name_and_the_authors_file(demo_data, tmp_path):
+    """The tools load through saim_mm's loader: a model name of the index, a checkpoint in their layout."""
+    from tests.test_checkpoint.test_official_layout import authors_state_dict
+    src = str(tmp_path / 'theirs.pth')
+    torch.save({'model': authors_state_dict(C=96, hidden=384, patch=4, img=32, kernel_size=3)}, src)
+    img = sorted(glob.glob(osp.join(demo_data, 'val', 'disc', '*.png')))[0]
+    out = run('vis_attention.py', 'saim_vit-demo-p4_1xb32-30e_demo', src, img, '--out-dir', str(tmp_path),
+              '--tile', '24')
+    assert (tmp_path / (osp.splitext(osp.basename(img))[0] + '_attention.png')).is_file(), out

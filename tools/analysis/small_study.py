@@ -52,15 +52,13 @@ def loss_curve(work_dir: str) -> list:
 @torch.no_grad()
 def features(model, folder: str, classes: list) -> tuple:
     """(cls features, mean-patch features, labels) of every image under folder/<class>/."""
-    from saim_mm.visualization import load_image
+    from saim_mm.apis import extract_features
     cls_f, mean_f, labels = [], [], []
-    backbone = model.backbone
     for label, name in enumerate(classes):
         for fname in sorted(os.listdir(osp.join(folder, name))):
-            x = load_image(osp.join(folder, name, fname), model)
-            tokens = backbone(x)[-1][0]  # (N+1, C) after the final norm (out_type='raw')
-            cls_f.append(tokens[0])
-            mean_f.append(tokens[1:].mean(0))
+            cls, mean = extract_features(model, osp.join(folder, name, fname), pool=('cls', 'mean'))
+            cls_f.append(cls[0])
+            mean_f.append(mean[0])
             labels.append(label)
     return torch.stack(cls_f), torch.stack(mean_f), torch.tensor(labels)
 
@@ -134,7 +132,6 @@ def main() -> None:
     MMLogger.get_instance('small_study', log_level='WARNING')
     classes = sorted(os.listdir(osp.join(data, 'train')))
     model_cfg = Config.fromfile(DEMO).model
-    model_cfg.backbone.out_type = 'raw'  # all tokens of the last block, after its norm
 
     encoders, curves = {}, {}
     for order in ('stochastic', 'raster'):

@@ -5,10 +5,18 @@
 
 Maps their encoder (``blocks``), query stream (``query_blocks``), decoder norm and prediction head onto
 ``SAIMViT`` / ``SAIMDecoder`` (q, k, v fused into qkv), adds the identity final encoder norm their
-pre-training model does not have, and prints the architecture it read and the model config that fits it.
-With ``--config`` the result is checked key by key and shape by shape against that config's model. The
-output resumes nothing (no optimizer); use it with ``load_from``, the visualization tools, or
-``saim2backbone.py`` for fine-tuning.
+pre-training model does not have, and prints the architecture it read and the model config that fits it
+(a ``model = dict(...)`` line to paste, as it is, into a config inheriting
+``configs/_base_/models/saim_vit-base-p16.py``). With ``--config`` the result is checked key by key and
+shape by shape against that config's model. The output resumes nothing (no optimizer); use it with
+``load_from``, the visualization tools, or ``saim2backbone.py`` for fine-tuning. saim_mm also reads their
+file directly, converting it in memory wherever a checkpoint is loaded (README, "Using a SAIM model");
+this tool writes the converted file.
+
+``--final-norm decoder`` copies their decoder norm (``norm``) into the encoder's final norm
+(``backbone.ln1``, unused in pre-training): their fine-tuning and probing code loads ``norm`` into the
+ViT's final norm, since both have that name (README, "Paper vs the authors' release"). The default,
+``identity``, is what saim_mm's own pre-training transfers.
 """
 import argparse
 import os
@@ -27,6 +35,9 @@ def parse_args() -> argparse.Namespace:
                         'default: width / 64 (12 for ViT-B)')
     parser.add_argument('--query-depth', type=int,
                         help='decoder depth of a shared-weight model (not stored in its weights)')
+    parser.add_argument('--final-norm', choices=['identity', 'decoder'], default='identity',
+                        help="encoder's final norm: the identity (saim_mm), or their decoder norm (what their "
+                        'fine-tuning code loads)')
     return parser.parse_args()
 
 
@@ -35,6 +46,11 @@ def main() -> None:
     state_dict, others = load_state_dict_file(args.src, allow_namespace=True)
     converted, report = official_saim_to_mm(state_dict, query_depth=args.query_depth)
     report.other_entries = others
+    if args.final_norm == 'decoder':
+        for part in ('weight', 'bias'):
+            converted[f'backbone.ln1.{part}'] = converted[f'neck.ln.{part}'].clone()
+        report.added = [(k, 'copy of neck.ln (their decoder norm), as their fine-tuning loads it')
+                        if k.startswith('backbone.ln1.') else (k, why) for k, why in report.added]
     heads = args.num_heads or max(report.arch['embed_dims'] // 64, 1)
     if args.config:
         from mmengine.config import Config
@@ -48,7 +64,9 @@ def main() -> None:
     save_state_dict_file(converted, args.dst, meta=dict(converted_from=osp.abspath(args.src), arch=report.arch))
     for line in report.lines():
         print(line)
-    print(f'model config that fits (num_heads={heads} assumed): {saim_model_cfg(report.arch, heads)}')
+    print(f'model config that fits (num_heads={heads} assumed), for a config inheriting '
+          f'configs/_base_/models/saim_vit-base-p16.py:')
+    print(f'model = {saim_model_cfg(report.arch, heads)!r}')
     print(f'saved {args.dst}')
 
 

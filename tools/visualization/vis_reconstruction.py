@@ -11,6 +11,8 @@ from everything before it (including earlier predictions) in ``--order`` (raster
     python tools/visualization/vis_reconstruction.py CONFIG CHECKPOINT IMAGE [...] --out-dir DIR
     python tools/visualization/vis_reconstruction.py CONFIG CHECKPOINT IMAGE --mode complete \\
         --keep top --keep-ratio 0.5 --order raster
+
+CONFIG may also be a model name of saim_mm's index; CHECKPOINT may be in any layout saim_mm reads.
 """
 import argparse
 import os
@@ -19,7 +21,8 @@ import os.path as osp
 import torch
 from mmpretrain.apis import init_model
 
-from saim_mm.visualization import complete, load_image, reconstruct, tile_row, to_uint8
+from saim_mm.apis import complete, load_image, reconstruct
+from saim_mm.visualization import tile_row, to_uint8
 
 KEEP_MODES = ('top', 'left', 'random')
 
@@ -44,8 +47,8 @@ def keep_mask(mode: str, ratio: float, grid, generator: torch.Generator) -> torc
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('config', help='SAIM pre-training config, or a model name of the index')
+    parser.add_argument('checkpoint', help='SAIM checkpoint')
     parser.add_argument('images', nargs='+')
     parser.add_argument('--mode', choices=['reconstruct', 'complete'], default='reconstruct')
     parser.add_argument('--keep', choices=KEEP_MODES, default='top')

@@ -28,6 +28,9 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
     """
 
     def transform(self, results: dict) -> Optional[dict]:
+        if 'img_path' not in results and 'img' in results:
+            # already decoded: mmpretrain's inferencers read the image and drop only ``LoadImageFromFile``
+            return results
         filename = results['img_path']
         try:
             out = super().transform(results)
