@@ -49,8 +49,10 @@ class FixedGenerationOrder(BaseGenerationOrder):
 
     def __init__(self, grid: Sequence[int], init_cfg: Optional[dict] = None) -> None:
         super().__init__(grid, init_cfg=init_cfg)
-        perm = self.permutation()
-        if not torch.equal(perm.sort().values, torch.arange(self.num_patches)):
+        with torch.device('cpu'):  # a small index table, computed on the CPU even inside a meta-device build
+            perm = self.permutation()
+            valid = torch.equal(perm.sort().values, torch.arange(self.num_patches))
+        if not valid:
             raise AssertionError(f'{type(self).__name__}.permutation() is not a permutation of range(N)')
         self.register_buffer('order', perm, persistent=self.persistent)
 
