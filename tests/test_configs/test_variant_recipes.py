@@ -31,13 +31,22 @@ VARIANTS = {
         'model.head.kernel_size': '<missing>', 'model.head.sigma': '<missing>', 'model.head.norm_pix': '<missing>',
         'model.head.loss.type': '<missing>', 'model.head.loss.criterion': '<missing>'}),
 }
+# the same variants on the CPU demo (for tools/analysis/small_study.py --configs)
+DEMO = 'saim/demo_cpu.py'
+DEMO_VARIANTS = {
+    'demo/partial_1_6.py': (DEMO, {'model.neck.predict_ratio': 1 / 6}),
+    'demo/narrow.py': (DEMO, {'model.neck.embed_dims': 64, 'model.neck.num_layers': 3, 'model.neck.num_heads': 2,
+                              'model.neck.feedforward_channels': 256, 'model.neck.context_layers': [2, 3, 4]}),
+    'demo/random_segments.py': (DEMO, VARIANTS['order_random_segments.py'][1]),
+    'demo/hog_target.py': (DEMO, {**VARIANTS['hog_target.py'][1], 'model.head.pool': 2}),
+}
 CHECKED_CONFIGS = {f'saim/variants/{name}': 'variant: recipe, diff against its parent, structure'
-                   for name in VARIANTS}
+                   for name in {**VARIANTS, **DEMO_VARIANTS}}
 
 
-@pytest.mark.parametrize('name', sorted(VARIANTS))
+@pytest.mark.parametrize('name', sorted({**VARIANTS, **DEMO_VARIANTS}))
 def test_variant_differs_from_its_parent_only_in_its_keys(name):
-    parent, expected = VARIANTS[name]
+    parent, expected = {**VARIANTS, **DEMO_VARIANTS}[name]
     base = flatten(load(parent).to_dict())
     cfg = flatten(load(f'saim/variants/{name}').to_dict())
     missing = '<missing>'
@@ -46,7 +55,16 @@ def test_variant_differs_from_its_parent_only_in_its_keys(name):
     changed = {k: (list(v) if isinstance(v, tuple) else v) for k, v in changed.items()}
     expected = {k: (list(v) if isinstance(v, tuple) else v) for k, v in expected.items()}
     assert changed == expected
-    check_pretrain_recipe(load(f'saim/variants/{name}'), epochs=800)
+    if parent != DEMO:
+        check_pretrain_recipe(load(f'saim/variants/{name}'), epochs=800)
+
+
+@pytest.mark.parametrize('name', sorted(DEMO_VARIANTS))
+def test_demo_variant_trains_a_step(name):
+    model = MODELS.build(load(f'saim/variants/{name}').model)
+    loss = model.loss(torch.randn(2, 3, 32, 32))['loss']
+    loss.backward()
+    assert torch.isfinite(loss)
 
 
 @pytest.mark.parametrize('name', sorted(VARIANTS))

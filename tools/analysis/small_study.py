@@ -15,7 +15,11 @@ A smoke version of the paper's claim (Table 1/3), not a substitute for ImageNet.
    mmpretrain's Accuracy;
 4. print a table, write ``study.json`` and ``loss_curves.png`` (pre-training loss per iteration).
 
+``--configs`` adds rows: any pre-training config (e.g. ``configs/saim/variants/demo/*.py``, or a full-size
+one, slowly), pre-trained on the same images with the same epochs, batch and seed, and probed the same way.
+
     python tools/analysis/small_study.py --work-dir work_dirs/small_study
+    python tools/analysis/small_study.py --configs configs/saim/variants/demo/partial_1_6.py
 """
 import argparse
 import json
@@ -31,10 +35,11 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO, 'configs/saim/demo_cpu.py')
 
 
-def pretrain(order: str, data_root: str, work_dir: str, epochs: int, batch: int) -> str:
-    """tools/train.py on the demo config with the given order; returns the final checkpoint path."""
-    cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), DEMO, '--work-dir', work_dir,
-           '--cfg-options', f'model.order={order}', f'train_dataloader.dataset.data_root={data_root}',
+def pretrain(config: str, options: list, data_root: str, work_dir: str, epochs: int, batch: int) -> str:
+    """tools/train.py on a pre-training config (with ``options`` as --cfg-options); returns the final
+    checkpoint path."""
+    cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', work_dir,
+           '--cfg-options', *options, f'train_dataloader.dataset.data_root={data_root}',
            f'train_cfg.max_epochs={epochs}', f'train_dataloader.batch_size={batch}',
            f'default_hooks.checkpoint.interval={epochs}', 'default_hooks.logger.interval=1',
            'randomness.seed=0']
@@ -116,6 +121,8 @@ def main() -> None:
     parser.add_argument('--probe-epochs', type=int, default=300)
     parser.add_argument('--probe-batch', type=int, default=128)
     parser.add_argument('--probe-lr', type=float, default=0.1 * 16384 / 256, help='LARS lr')
+    parser.add_argument('--configs', nargs='*', default=[],
+                        help='more pre-training configs to compare (rows named by their file)')
     args = parser.parse_args()
     t0 = time.time()
     os.makedirs(args.work_dir, exist_ok=True)
@@ -131,22 +138,25 @@ def main() -> None:
     from mmpretrain.registry import MODELS
     MMLogger.get_instance('small_study', log_level='WARNING')
     classes = sorted(os.listdir(osp.join(data, 'train')))
-    model_cfg = Config.fromfile(DEMO).model
-
-    encoders, curves = {}, {}
-    for order in ('stochastic', 'raster'):
-        wd = osp.join(args.work_dir, f'pretrain_{order}')
-        encoders[order] = pretrain(order, data, wd, args.epochs, args.batch_size)
-        curves[order] = loss_curve(wd)
-        print(f'pre-trained ({order}): loss {curves[order][0][1]:.3f} -> {curves[order][-1][1]:.3f} '
+    # row name -> (config, --cfg-options)
+    runs = {order: (DEMO, [f'model.order={order}']) for order in ('stochastic', 'raster')}
+    runs.update({osp.splitext(osp.relpath(osp.abspath(c), REPO))[0]: (osp.abspath(c), []) for c in args.configs})
+    encoders, curves, model_cfgs = {}, {}, {}
+    for name, (config, options) in runs.items():
+        wd = osp.join(args.work_dir, 'pretrain_' + name.replace('/', '_'))
+        encoders[name] = pretrain(config, options, data, wd, args.epochs, args.batch_size)
+        model_cfgs[name] = Config.fromfile(config).model
+        curves[name] = loss_curve(wd)
+        print(f'pre-trained ({name}): loss {curves[name][0][1]:.3f} -> {curves[name][-1][1]:.3f} '
               f'[{time.time() - t0:.0f} s]', flush=True)
     encoders['none (random init)'] = None
+    model_cfgs['none (random init)'] = Config.fromfile(DEMO).model
 
     lr = args.probe_lr
     rows = []
     for name, ckpt in encoders.items():
         torch.manual_seed(0)
-        model = MODELS.build(model_cfg)
+        model = MODELS.build(model_cfgs[name])
         model.init_weights()
         if ckpt is not None:
             load_checkpoint(model, ckpt, map_location='cpu', logger='silent')
