@@ -41,7 +41,8 @@ def build(row: str, arch: str, img_size: int):
     from mmpretrain.registry import MODELS
     if not MMLogger.check_instance_created('benchmark_variants'):  # no per-parameter init log
         MMLogger.get_instance('benchmark_variants', log_level='WARNING')
-    cfg = Config.fromfile(MAE if row == MAE else osp.join(REPO, PAPER if row == FLOOR else row)).model
+    from mmengine.hub import get_config
+    cfg = (get_config(MAE) if row == MAE else Config.fromfile(osp.join(REPO, PAPER if row == FLOOR else row))).model
     cfg.backbone.arch = arch
     cfg.backbone.img_size = img_size
     model = MODELS.build(cfg)
