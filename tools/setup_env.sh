@@ -3,9 +3,14 @@
 # torch, the OpenMMLab stack (building mmcv 2.1.0 with its compiled ops from source), the test tools and
 # saim_mm itself in editable mode.
 #
-# The mmcv wheel is built once per (python, torch) pair and cached outside the repository in
-#   ${SAIM_MM_CACHE:-$HOME/.cache/saim_mm}/wheels
-# so that a second set-up on the same machine (e.g. CI in a fresh clone) takes minutes instead of a rebuild.
+# Where torch sees a GPU, mmcv's CUDA ops are compiled, which needs nvcc of torch's CUDA version; without
+# a GPU (or with SAIM_MM_MMCV=cpu) the ops are CPU-only. tools/misc/mmcv_build_plan.py decides, and stops
+# the set-up before the long build, saying what to install, when the build cannot succeed.
+# The mmcv wheel is built once per (python, torch, CPU-only or CUDA version) and cached outside the
+# repository in
+#   ${SAIM_MM_CACHE:-$HOME/.cache/saim_mm}/wheels/mmcv-<mmcv>-torch<torch>-<python>-<cpu|cu128|...>
+# so that a second set-up on the same machine (e.g. CI in a fresh clone) takes minutes instead of a rebuild,
+# and a CPU-only wheel is never installed on a GPU machine.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,13 +43,14 @@ pip_i -r requirements/runtime.txt
 pip_i -r requirements/build.txt
 
 TORCH_VER="$("$VPY" -c 'import torch; print(torch.__version__.split("+")[0])')"
-PY_TAG="$("$VPY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
 MMCV_VER="$(sed -n 's/^mmcv==\(.*\)$/\1/p' requirements/mminstall.txt)"
-MMCV_DIR="$WHEELS/mmcv-$MMCV_VER-torch$TORCH_VER-$PY_TAG"
-MMCV_WHL="$(ls "$MMCV_DIR"/mmcv-*.whl 2>/dev/null | head -n 1 || true)"
+# MMCV_KEY (cpu / cu<ver>), MMCV_DIR, MMCV_WHL (a cached wheel or empty), FORCE_CUDA, CUDA_VISIBLE_DEVICES
+# or CUDA_HOME; exits with what to install when the build cannot succeed here
+PLAN="$("$VPY" tools/misc/mmcv_build_plan.py --wheels "$WHEELS" --mmcv "$MMCV_VER")"
+eval "$PLAN"
 
 if [ -z "$MMCV_WHL" ]; then
-  log "building mmcv $MMCV_VER with ops for torch $TORCH_VER ($PY_TAG); this takes ~7 min on 2 cores, once"
+  log "building mmcv $MMCV_VER with $MMCV_KEY ops for torch $TORCH_VER; this takes 15 min on 2 cores, once"
   BUILD="$(mktemp -d)"
   trap 'rm -rf "$BUILD"' EXIT
   "$VPY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: --no-build-isolation \
@@ -53,7 +59,9 @@ if [ -z "$MMCV_WHL" ]; then
   SRC="$BUILD/mmcv-$MMCV_VER"
   # torch >= 2.6 headers need C++20; mmcv 2.1.0 asks for C++14/17.
   sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
-  (cd "$SRC" && MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="$(nproc)" \
+  BUILD_ENV=(MMCV_WITH_OPS=1 FORCE_CUDA="$FORCE_CUDA" MAX_JOBS="$(nproc)")
+  if [ "$FORCE_CUDA" = 1 ]; then BUILD_ENV+=(CUDA_HOME="$CUDA_HOME"); else BUILD_ENV+=(CUDA_VISIBLE_DEVICES=); fi
+  (cd "$SRC" && env "${BUILD_ENV[@]}" \
     "$VPY" -m pip wheel --disable-pip-version-check -q --no-build-isolation --no-deps . -w "$BUILD/dist")
   mkdir -p "$MMCV_DIR"
   cp "$BUILD"/dist/mmcv-*.whl "$MMCV_DIR/"

@@ -51,6 +51,7 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='ResumableRandomnessHook'),  # per-(seed, rank, epoch) RNG streams: exact resume
     dict(type='NonFiniteLossHook'),  # stop at the first NaN/inf loss, before it is checkpointed
+    dict(type='PlainParamGroupsHook'),  # plain-dict optimiser groups, which compile = True needs
 ]
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)

@@ -10,8 +10,9 @@ Two paths compute the same function with the same weights:
 
 Each step is a full training step (forward, backward, AdamW step). Each case runs in a fresh process, so
 that peak memory is its own: on a GPU ``torch.cuda.max_memory_allocated``; on the CPU the peak resident
-set size during the timed steps minus the resident size before them. Before timing, the two paths'
-losses are compared on the same images and order.
+set size during the timed steps minus the resident size before them (``--cpu-memory step``: minus the
+resident size after the warm-up, i.e. what a step adds to the weights and optimiser states). Before timing,
+the two paths' losses are compared on the same images and order.
 
 FLOPs are counted from the architecture (matrix products only, multiply-add = 2 FLOPs; attention counted
 as the full (N+1)^2 score and value products, i.e. without a causal discount, so both paths are measured
@@ -45,8 +46,9 @@ PATHS = ('production', 'authors')
 KNOWN_PEAK_TFLOPS = {'H100': 989.4, 'H200': 989.4, 'A100': 312.0}
 
 
-def build_model(arch: str, img_size: int, patch_size: int = 16):
-    """SAIM with the paper's decoder (depth = encoder depth, MLP head, k9 sigma1, norm-pix L2)."""
+def build_model(arch: str, img_size: int, patch_size: int = 16, with_cp: bool = False):
+    """SAIM with the paper's decoder (depth = encoder depth, MLP head, k9 sigma1, norm-pix L2); ``with_cp``:
+    activation checkpointing of both streams."""
     import saim_mm  # noqa: F401
     from mmengine.logging import MMLogger
     from mmpretrain.models import VisionTransformer
@@ -55,8 +57,8 @@ def build_model(arch: str, img_size: int, patch_size: int = 16):
         MMLogger.get_instance('benchmark_pretrain', log_level='WARNING')
     cfg = dict(
         type='SAIM',
-        backbone=dict(type='SAIMViT', arch=arch, img_size=img_size, patch_size=patch_size),
-        neck=dict(type='SAIMDecoder', num_layers=VisionTransformer.arch_zoo[arch]['num_layers']),
+        backbone=dict(type='SAIMViT', arch=arch, img_size=img_size, patch_size=patch_size, with_cp=with_cp),
+        neck=dict(type='SAIMDecoder', num_layers=VisionTransformer.arch_zoo[arch]['num_layers'], with_cp=with_cp),
         head=dict(type='GaussianPixelLoss', patch_size=patch_size, kernel_size=9, sigma=1.0, norm_pix=True),
         init_cfg=[dict(type='Xavier', layer='Linear', distribution='uniform'),
                   dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0)])
@@ -121,26 +123,46 @@ def check_same_loss(arch: str, img_size: int, batch: int, dtype: str, device: st
     return dict(loss_production=fast, loss_authors=dense, loss_rel_diff=rel)
 
 
+def proc_status_kib(key: str) -> int:
+    with open('/proc/self/status') as f:
+        return int(next(line.split()[1] for line in f if line.startswith(key + ':')))
+
+
+def reset_cpu_peak() -> int:
+    """Return freed memory to the OS and restart the peak resident set (Linux ``clear_refs``) at the current
+    one; returns the current resident set (bytes)."""
+    import ctypes
+    import gc
+    gc.collect()
+    ctypes.CDLL('libc.so.6').malloc_trim(0)
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')
+    return proc_status_kib('VmRSS') * 1024
+
+
 def run_case(case: dict) -> dict:
     """Time one (arch, size, dtype, batch, path) case; meant to run in a fresh process."""
     device = case['device']
     if case.get('threads'):
         torch.set_num_threads(case['threads'])
     torch.manual_seed(0)
-    model = build_model(case['arch'], case['img_size']).to(device).train()
+    model = build_model(case['arch'], case['img_size'], with_cp=case.get('with_cp', False)).to(device).train()
     if case['compile'] and case['path'] == 'production':
         model.loss = torch.compile(model.loss)
     x = torch.randn(case['batch'], 3, case['img_size'], case['img_size'], device=device)
     step = make_step(model, case['path'], x, case['dtype'], device)
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
     # memory is measured from here: weights, inputs and the optimiser's lazily created state count in
+    step_only = device == 'cpu' and case.get('cpu_memory') == 'step'
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
-    else:
+    elif not step_only:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     for _ in range(case['warmup']):
         step()
     sync()
+    if step_only:  # from the steady state after the warm-up: weights and optimiser states exist
+        base = reset_cpu_peak()
     times = []
     for _ in range(case['repeats']):
         sync()
@@ -150,6 +172,8 @@ def run_case(case: dict) -> dict:
         times.append(time.perf_counter() - t0)
     if device == 'cuda':
         peak = torch.cuda.max_memory_allocated()
+    elif step_only:
+        peak = proc_status_kib('VmHWM') * 1024
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     median = statistics.median(times)
@@ -201,7 +225,9 @@ def print_table(rows: List[dict]) -> None:
     for r in rows:
         mfu = f"{100 * r['mfu']:.1f}%" if 'mfu' in r else '-'
         print(' | '.join(str(v) for v in (
-            r['arch'], r['img_size'], r['dtype'], r['batch'], r['path'], f"{r['images_per_s']:.2f}",
+            r['arch'], r['img_size'], r['dtype'], r['batch'],
+            r['path'] + ''.join(f' +{k}' for k in ('compile', 'with_cp') if r.get(k) and r['path'] == 'production'),
+            f"{r['images_per_s']:.2f}",
             f"{1e3 * r['step_s']:.0f}", f"{r['peak_mem_mib']:.0f}", f"{r['tflops_per_s']:.3f}", mfu,
             f"{r['speedup']:.2f}", f"{r['mem_ratio']:.2f}")))
 
@@ -220,6 +246,12 @@ def main() -> None:
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--paths', nargs='+', choices=PATHS, default=list(PATHS))
     parser.add_argument('--compile', action='store_true', help='torch.compile the production loss')
+    parser.add_argument('--with-cp', action='store_true',
+                        help='activation checkpointing of both streams (with_cp=True) in the production path')
+    parser.add_argument('--cpu-memory', choices=['run', 'step'], default='run',
+                        help="CPU peak memory: 'run', the growth from before the warm-up (optimiser states "
+                        "included); 'step', the growth of the timed steps over the state after the warm-up "
+                        '(activations, gradients, temporaries)')
     parser.add_argument('--peak-tflops', type=float, default=None, help='device peak for MFU')
     parser.add_argument('--out', default=None, help='write all results to this JSON file')
     args = parser.parse_args()
@@ -246,7 +278,8 @@ def main() -> None:
                 for path in args.paths:
                     case = dict(arch=arch, img_size=img, dtype=dtype, batch=batches[img], path=path,
                                 device=args.device, threads=args.threads, warmup=args.warmup,
-                                repeats=args.repeats, compile=args.compile,
+                                repeats=args.repeats, compile=args.compile, with_cp=args.with_cp,
+                                cpu_memory=args.cpu_memory,
                                 peak_tflops=peak_tflops(args))
                     group[path] = run_isolated(case)
                     print(f"  {path}: {group[path]['images_per_s']:.2f} img/s, "
