@@ -8,11 +8,9 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
-from saim_mm.utils import setup_cpu_distributed
-from saim_mm.utils.data_roots import TEST_LOADERS, DataRootNotFoundError, check_data_roots
+from saim_mm.utils import build_runner
+from saim_mm.utils.data_roots import TEST_LOADERS
 
 
 def parse_args() -> argparse.Namespace:
@@ -49,13 +47,7 @@ def main() -> None:
         cfg.test_evaluator = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) \
             else [cfg.test_evaluator]
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
-    try:
-        check_data_roots(cfg, TEST_LOADERS)  # before the model is built
-    except DataRootNotFoundError as err:
-        raise SystemExit(f'error: {err}') from None  # one message, no traceback
-    setup_cpu_distributed(cfg)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.test()
+    build_runner(cfg, TEST_LOADERS).test()
 
 
 if __name__ == '__main__':

@@ -8,11 +8,9 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
-from saim_mm.utils import setup_cpu_distributed
-from saim_mm.utils.data_roots import TRAIN_LOADERS, DataRootNotFoundError, check_data_roots
+from saim_mm.utils import build_runner
+from saim_mm.utils.data_roots import TRAIN_LOADERS
 
 
 def parse_args() -> argparse.Namespace:
@@ -74,13 +72,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
-    try:
-        check_data_roots(cfg, TRAIN_LOADERS)  # before the model is built
-    except DataRootNotFoundError as err:
-        raise SystemExit(f'error: {err}') from None  # one message, no traceback
-    setup_cpu_distributed(cfg)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.train()
+    build_runner(cfg, TRAIN_LOADERS).train()
 
 
 if __name__ == '__main__':

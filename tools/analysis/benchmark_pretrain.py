@@ -37,7 +37,7 @@ import resource
 import statistics
 import sys
 import time
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -186,23 +186,23 @@ def run_case(case: dict) -> dict:
     return result
 
 
-def _child(case: dict, queue) -> None:
+def _child(case: dict, queue, target) -> None:
     try:
-        queue.put(run_case(case))
+        queue.put(target(case))
     except BaseException as e:  # report, don't hang the parent
         queue.put(dict(case, error=f'{type(e).__name__}: {e}'))
 
 
-def run_isolated(case: dict) -> dict:
+def run_isolated(case: dict, target: Optional[Callable[[dict], dict]] = None) -> dict:
+    """``target(case)`` (default :func:`run_case`) in a fresh process, so that its peak memory is its own."""
     ctx = mp.get_context('spawn')
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(case, queue))
+    proc = ctx.Process(target=_child, args=(case, queue, target or run_case))
     proc.start()
     result = queue.get()
     proc.join()
     if 'error' in result:
-        raise RuntimeError(f"case {case['arch']} {case['img_size']} {case['dtype']} {case['path']}: "
-                           f"{result['error']}")
+        raise RuntimeError(f'case {case}: {result["error"]}')
     return result
 
 

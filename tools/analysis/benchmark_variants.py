@@ -17,7 +17,6 @@ causal discount, a training step = 3 x forward).
 """
 import argparse
 import json
-import multiprocessing as mp
 import os
 import os.path as osp
 import resource
@@ -26,6 +25,7 @@ import time
 from typing import List, Optional
 
 import torch
+from benchmark_pretrain import run_isolated  # the sibling tool (this folder is on sys.path when run)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PAPER = 'configs/saim/vitb_800e.py'
@@ -116,25 +116,6 @@ def run_case(case: dict) -> dict:
                 gflops_per_image=3 * forward_flops(model, case['row']) / 1e9)
 
 
-def _child(case: dict, queue) -> None:
-    try:
-        queue.put(run_case(case))
-    except BaseException as e:  # report, don't hang the parent
-        queue.put(dict(case, error=f'{type(e).__name__}: {e}'))
-
-
-def run_isolated(case: dict) -> dict:
-    ctx = mp.get_context('spawn')
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(case, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    if 'error' in result:
-        raise RuntimeError(f"row {case['row']}: {result['error']}")
-    return result
-
-
 def print_table(rows: List[dict]) -> None:
     paper = next(r for r in rows if r['row'] == PAPER)
     floor = next(r for r in rows if r['row'] == FLOOR)
@@ -166,7 +147,7 @@ def main() -> None:
     for row in rows:
         case = dict(row=row, arch=args.arch, img_size=args.img_size, batch=args.batch_size, threads=args.threads,
                     warmup=args.warmup, repeats=args.repeats)
-        results.append(run_isolated(case))
+        results.append(run_isolated(case, run_case))
         r = results[-1]
         print(f"{row}: {r['step_s']:.2f} s/step, peak {r['peak_mem_mib']:.0f} MiB, "
               f"{r['gflops_per_image']:.1f} GFLOPs/image", flush=True)
