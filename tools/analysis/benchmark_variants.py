@@ -67,7 +67,7 @@ def forward_flops(model, row: str) -> float:
 
     b = model.backbone
     C, F, M = b.embed_dims, b.arch_settings['feedforward_channels'], b.num_layers
-    p = b.patch_size
+    p = b.patch_embed.projection.kernel_size[0]
     N = b.patch_resolution[0] * b.patch_resolution[1]
     embed = 2 * N * 3 * p * p * C
     if row == MAE:
