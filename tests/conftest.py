@@ -45,6 +45,18 @@ def build_tiny_saim(**kwargs) -> torch.nn.Module:
     return model.eval()
 
 
+@pytest.fixture(scope='module')
+def demo_model() -> torch.nn.Module:
+    """The model of configs/saim/demo_cpu.py, initialised from seed 0, in eval mode."""
+    import saim_mm  # noqa: F401
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(osp.join(REPO, 'configs/saim/demo_cpu.py')).model)
+    model.init_weights()
+    return model.eval()
+
+
 @pytest.fixture(scope='session')
 def demo_data(tmp_path_factory) -> str:
     """A small synthetic image set made by tools/misc/make_demo_data.py (ImageNet-style folders)."""

@@ -4,22 +4,10 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmpretrain.registry import MODELS
 
 import saim_mm  # noqa: F401
 from saim_mm.apis import attention_maps, complete, extract_features, load_image, reconstruct
-from tests.conftest import REPO
 
-DEMO = osp.join(REPO, 'configs/saim/demo_cpu.py')
-
-
-@pytest.fixture(scope='module')
-def demo_model():
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(DEMO).model)
-    model.init_weights()
-    return model.eval()
 
 
 def test_extract_features_cls_and_mean_of_the_plain_forward(demo_model, demo_data):

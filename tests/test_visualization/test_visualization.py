@@ -6,22 +6,12 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmpretrain.registry import MODELS
 from PIL import Image
 
 import saim_mm  # noqa: F401
 from tests.conftest import REPO
 
 DEMO = osp.join(REPO, 'configs/saim/demo_cpu.py')
-
-
-@pytest.fixture(scope='module')
-def demo_model():
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(DEMO).model)
-    model.init_weights()
-    return model.eval()
 
 
 @pytest.fixture(scope='module')
