@@ -4,7 +4,7 @@ from .version_check import check_versions
 
 check_versions()
 
-from . import datasets, dense, engine, models  # noqa: E402,F401  (registers transforms, hooks and models)
+from . import datasets, dense, engine, evaluation, models  # noqa: E402,F401  (registers transforms, hooks, loops, models)
 from .checkpoint import register_checkpoint_loader, register_checkpoint_safe_globals  # noqa: E402
 
 register_checkpoint_safe_globals()

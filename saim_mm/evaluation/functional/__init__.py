@@ -1,0 +1,3 @@
+from .knn import knn_classify
+
+__all__ = ['knn_classify']
