@@ -19,6 +19,8 @@ VARIANTS = {
     'partial_1_6.py': ('saim/vitb_800e.py', {'model.neck.predict_ratio': 1 / 6}),
     'narrow_512x8.py': ('saim/vitb_800e.py', NARROW),
     'narrow_512x8_partial_1_6.py': ('saim/variants/narrow_512x8.py', {'model.neck.predict_ratio': 1 / 6}),
+    'narrow_512x4_partial_1_6.py': ('saim/variants/narrow_512x8_partial_1_6.py', {
+        'model.neck.num_layers': 4, 'model.neck.context_layers': [3, 6, 9, 12]}),
     'order_raster.py': ('saim/vitb_800e.py', {'model.order': 'raster'}),
     'order_spiral.py': ('saim/vitb_800e.py', {'model.order': 'spiral'}),
     'order_centre_out.py': ('saim/vitb_800e.py', {'model.order': 'centre_out'}),
@@ -76,8 +78,10 @@ def test_variant_model_builds_with_its_structure(name):
     neck = model.neck
     if 'partial' in name:
         assert model.num_predictions == round(16 * model_cfg.neck.predict_ratio)
-    if 'narrow' in name:
+    if 'narrow_512x8' in name:
         assert neck.embed_dims == 512 and neck.narrow and neck.context_indices(12) == [1, 2, 4, 5, 7, 8, 10, 11]
+    elif 'narrow_512x4' in name:
+        assert neck.embed_dims == 512 and neck.narrow and neck.context_indices(12) == [2, 5, 8, 11]
     else:
         assert neck.embed_dims == 64
     if name == 'hog_target.py':
