@@ -15,7 +15,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 Images = Union[str, Sequence[str], Tensor]
-POOLS = ('cls', 'mean')
+POOLS = ('cls', 'mean', 'patches')
 
 
 def load_image(path: str, model: nn.Module, size: Optional[Tuple[int, int]] = None) -> Tensor:
@@ -61,11 +61,12 @@ def extract_features(model: nn.Module, images: Images,
         model: A SAIM model or any model with a ViT ``backbone``.
         images: Path(s) or a (B, 3, H, W) normalised tensor.
         pool (str | Sequence[str]): ``'cls'``: the cls token of the last block after the final norm (the
-            recipe's feature, what the linear probe sees); ``'mean'``: the mean of the patch tokens there; a
-            sequence of these for several features from one forward pass.
+            recipe's feature, what the linear probe sees); ``'mean'``: the mean of the patch tokens there;
+            ``'patches'``: every patch token there, (B, L, C) in raster order (what an attentive probe
+            reads); a sequence of these for several features from one forward pass.
 
     Returns:
-        Tensor | tuple[Tensor]: (B, C), or one (B, C) per entry of ``pool``.
+        Tensor | tuple[Tensor]: (B, C) (``'patches'``: (B, L, C)), or one per entry of ``pool``.
     """
     pools = [pool] if isinstance(pool, str) else list(pool)
     if not pools or any(p not in POOLS for p in pools):
@@ -78,7 +79,8 @@ def extract_features(model: nn.Module, images: Images,
         tokens = backbone(x)[-1]
     finally:
         backbone.out_type = out_type
-    feats = tuple(tokens[:, 0] if p == 'cls' else tokens[:, backbone.num_extra_tokens:].mean(1) for p in pools)
+    patches = tokens[:, backbone.num_extra_tokens:]
+    feats = tuple(tokens[:, 0] if p == 'cls' else patches.mean(1) if p == 'mean' else patches for p in pools)
     return feats[0] if isinstance(pool, str) else feats
 
 

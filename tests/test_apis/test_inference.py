@@ -26,6 +26,9 @@ def test_extract_features_cls_and_mean_of_the_plain_forward(demo_model, demo_dat
             tokens = layer(tokens)
         tokens = backbone.ln1(tokens)
     assert torch.allclose(mean, tokens[:, 1:].mean(1), atol=1e-5)
+    patches = extract_features(demo_model, x, pool='patches')
+    assert patches.shape == (2, 64, 96)
+    assert torch.allclose(patches, tokens[:, 1:], atol=1e-5)
     assert backbone.out_type == 'cls_token'  # left as it was
     with pytest.raises(ValueError, match='pool must be one of'):
         extract_features(demo_model, x, pool='max')
