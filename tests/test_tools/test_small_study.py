@@ -1,0 +1,150 @@
+"""tools/analysis/small_study.py: rows x seeds x protocols on any class-folder data set, tiny settings."""
+import json
+import math
+import os
+import os.path as osp
+import re
+import statistics
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO
+
+sys.path.insert(0, osp.join(REPO, 'tools/analysis'))
+import small_study  # noqa: E402
+
+TINY = ['--epochs', '1', '--batch-size', '8', '--probe-epochs', '2', '--attentive-epochs', '2', '--knn-k', '3',
+        '--jobs', '2']
+
+
+def run_study(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, 'tools/analysis/small_study.py', *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=600, env={'PYTHONPATH': REPO, 'PATH': '/usr/bin:/bin'})
+
+
+def make_folder(root: str, splits=('train', 'val'), classes=('ants', 'bees'), per_class: int = 4) -> str:
+    """Images of odd sizes and modes (RGB, greyscale, RGBA, palette; PNG and JPEG) in class folders."""
+    rng = np.random.default_rng(0)
+    kinds = [((37, 23), 'RGB', 'png'), ((50, 61), 'L', 'jpg'), ((40, 40), 'RGBA', 'png'), ((29, 45), 'P', 'png')]
+    for split in splits:
+        for label, name in enumerate(classes):
+            os.makedirs(osp.join(root, split, name), exist_ok=True)
+            for i in range(per_class):
+                (w, h), mode, ext = kinds[i % len(kinds)]
+                pixels = rng.integers(0, 80, (h, w, 3), dtype=np.uint8) + np.uint8(150 * label)
+                img = Image.fromarray(pixels).convert(mode)
+                img.save(osp.join(root, split, name, f'{name}_{i}.{ext}'))
+    return root
+
+
+def table(stdout: str) -> dict:
+    """Row name -> its cells, from the printed markdown table."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith('row | final pre-train loss | '))
+    rows = {}
+    for line in lines[start + 2:]:
+        if ' | ' not in line:
+            break
+        cells = line.split(' | ')
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_image_folder_every_row_seed_and_protocol(tmp_path):
+    data = make_folder(str(tmp_path / 'images'))
+    work = str(tmp_path / 'study')
+    proc = run_study('--data-root', data, '--work-dir', work, '--seeds', '0', '1', *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.load(open(osp.join(work, 'study.json')))
+    assert report['data']['classes'] == ['ants', 'bees'] and report['data']['num_train'] == 8
+    names = [r['name'] for r in report['rows']]
+    assert names == ['SAIM stochastic', 'SAIM raster', 'MAE', 'random init']
+    printed = table(proc.stdout)
+    assert list(printed) == names
+    for row in report['rows']:
+        assert [r['seed'] for r in row['seeds']] == [0, 1]
+        for key in small_study.PROTOCOLS:
+            values = [r[key] for r in row['seeds']]
+            assert all(math.isfinite(v) and 0 <= v <= 100 for v in values), (row['name'], key, values)
+            assert row['summary'][key]['mean'] == pytest.approx(statistics.mean(values))
+            assert row['summary'][key]['std'] == pytest.approx(statistics.stdev(values))
+            cell = printed[row['name']][1 + list(small_study.PROTOCOLS).index(key)]
+            assert cell == f'{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}'
+        if row['pretrained']:
+            assert all(len(r['curve']) == 1 and math.isfinite(r['final_loss']) for r in row['seeds'])
+            assert re.fullmatch(r'\d+\.\d{3} ± \d+\.\d{3}', printed[row['name']][0])
+        else:
+            assert printed[row['name']][0] == '-'
+    # the MAE row pre-trained mmpretrain's MAE at the chosen sizes, from a dumped config
+    dumped = open(osp.join(work, 'MAE', 'seed1', 'pretrain_config.py')).read()
+    assert "type='MAE'" in dumped and 'seed=1' in dumped and data in dumped
+    assert report['machine']['cpu_count'] == os.cpu_count() and report['seconds'] > 0
+    for png, size in (('loss_curves.png', (720, 480)), ('protocols.png', (960, 480))):
+        with Image.open(osp.join(work, png)) as im:
+            assert im.size == size
+    assert re.search(r'wall time \d+ s', proc.stdout)
+
+
+def test_synthetic_default_data_and_a_configs_row(tmp_path):
+    work = str(tmp_path / 'study')
+    proc = run_study('--work-dir', work, '--train-per-class', '2', '--val-per-class', '1', '--seeds', '3',
+                     '--rows', 'random init', '--configs', 'configs/saim/variants/demo/narrow.py', '--img-size', '16',
+                     *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.load(open(osp.join(work, 'study.json')))
+    assert report['data']['synthetic'] and report['data']['classes'] == ['checker', 'disc', 'square', 'stripes']
+    assert report['data']['root'] == osp.join(work, 'data')
+    assert [r['name'] for r in report['rows']] == ['configs/saim/variants/demo/narrow', 'random init']
+    assert all(r['summary']['linear_cls']['std'] is None for r in report['rows'])  # one seed: no spread
+    assert "img_size=16" in open(osp.join(work, 'configs_saim_variants_demo_narrow', 'seed3',
+                                          'pretrain_config.py')).read()
+    printed = table(proc.stdout)
+    assert list(printed) == [r['name'] for r in report['rows']]
+    narrow = report['rows'][0]
+    assert printed[narrow['name']][1] == f"{narrow['seeds'][0]['linear_cls']:.1f}"  # one seed: the figure itself
+
+
+def break_folder(root: str, how: str) -> None:
+    if how == 'no val':
+        make_folder(root, splits=('train', ))
+    elif how == 'other classes':
+        make_folder(root, splits=('train', ))
+        make_folder(root, splits=('val', ), classes=('ants', 'bees', 'wasps'))
+    elif how == 'empty class':
+        make_folder(root)
+        for split in ('train', 'val'):
+            os.makedirs(osp.join(root, split, 'empty'))
+            open(osp.join(root, split, 'empty', 'notes.txt'), 'w').close()
+
+
+@pytest.mark.parametrize('how, message', [
+    ('no val', r'images/val does not exist'),
+    ('other classes', r"class folders of .*/train and .*/val differ: only in train: \[\], only in val: \['wasps'\]"),
+    ('empty class', r'class folder .*/train/empty holds no image'),
+])
+def test_bad_image_folders_are_named(tmp_path, how, message):
+    root = str(tmp_path / 'images')
+    break_folder(root, how)
+    with pytest.raises(small_study.ImageFolderError, match=message):
+        small_study.check_image_folder(root)
+
+
+def test_bad_image_folder_stops_the_tool_with_its_name(tmp_path):
+    root = make_folder(str(tmp_path / 'images'), splits=('val', ))
+    proc = run_study('--data-root', root, '--work-dir', str(tmp_path / 'study'))
+    assert proc.returncode != 0
+    assert f'small_study: {root}/train does not exist' in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_schedule_follows_the_epochs():
+    demo = [dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=2, convert_to_iter_based=True),
+            dict(type='CosineAnnealingLR', T_max=28, by_epoch=True, begin=2, end=30, convert_to_iter_based=True)]
+    warm, cos = small_study.fit_schedule(demo, 30, 15, 4)  # half the epochs, 4 iterations each
+    assert (warm['begin'], warm['end'], cos['begin'], cos['end'], cos['T_max']) == (0, 4, 4, 60, 56)
+    assert not warm['by_epoch'] and 'convert_to_iter_based' not in cos
+    only = small_study.fit_schedule(demo, 30, 1, 2)  # the warm-up would span no iteration
+    assert [(s['type'], s['begin'], s['end']) for s in only] == [('CosineAnnealingLR', 0, 2)]
