@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tests.conftest import REPO
@@ -148,3 +149,23 @@ def test_schedule_follows_the_epochs():
     assert not warm['by_epoch'] and 'convert_to_iter_based' not in cos
     only = small_study.fit_schedule(demo, 30, 1, 2)  # the warm-up would span no iteration
     assert [(s['type'], s['begin'], s['end']) for s in only] == [('CosineAnnealingLR', 0, 2)]
+
+
+def test_mae_encoder_is_read_from_its_checkpoint_as_the_unmasked_vit(tmp_path):
+    import saim_mm  # noqa: F401
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(small_study.MAE)
+    torch.manual_seed(0)
+    mae = MODELS.build(cfg.model)
+    mae.init_weights()
+    path = str(tmp_path / 'mae.pth')
+    torch.save(dict(state_dict=mae.state_dict(), meta=dict(epoch=1)), path)
+    encoder = small_study.build_encoder(cfg, path, seed=1)
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    cls, mean, patches = small_study.features(encoder, images, batch=2)
+    assert cls.shape == mean.shape == (3, 96) and patches.shape == (3, 64, 96)
+    with torch.no_grad():
+        tokens = mae.eval().extract_feat(mae.data_preprocessor(dict(inputs=images, data_samples=None))['inputs'])[-1]
+    assert torch.allclose(cls, tokens[:, 0], atol=1e-5) and torch.allclose(patches, tokens[:, 1:], atol=1e-5)
+    assert torch.allclose(mean, tokens[:, 1:].mean(1), atol=1e-5)
