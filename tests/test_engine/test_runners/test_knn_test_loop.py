@@ -91,3 +91,12 @@ def test_two_gloo_ranks_give_the_single_process_figures(demo_data, checkpoints, 
     single = Runner.from_cfg(knn_cfg(demo_data, str(tmp_path / 'single'), checkpoints['saim'], memory_size=31))
     expected = single.test()
     spawn_gloo(_two_ranks, demo_data, checkpoints['saim'], str(tmp_path / 'dist'), expected)
+
+
+def test_image_features_take_the_cls_token_or_average_the_feature_map():
+    cls = torch.randn(2, 8)
+    assert image_features((torch.zeros(2, 8, 3, 3), cls)) is cls  # the last output of the backbone
+    fmap = torch.arange(2 * 8 * 2 * 3, dtype=torch.float32).reshape(2, 8, 2, 3)
+    assert torch.equal(image_features((fmap, )), fmap.flatten(2).mean(2))
+    with pytest.raises(ValueError, match=r"gave \(2, 5, 8\). Use the backbone's out_type='cls_token' or 'featmap'"):
+        image_features((torch.zeros(2, 5, 8), ))
