@@ -66,6 +66,13 @@ def test_dense_configs_write_checkpoints_atomically_and_stop_on_non_finite_loss(
     assert NonFiniteLossHook in {type(h) for h in custom}
 
 
+@pytest.mark.parametrize('rel', [COCO, ADE, COCO_DEMO, ADE_DEMO])
+def test_dense_configs_fix_the_seed_and_the_cpu_demos_use_deterministic_kernels(rel):
+    randomness = load(rel).randomness
+    assert randomness.seed == 0 and randomness.diff_rank_seed
+    assert randomness.get('deterministic', False) == (rel in (COCO_DEMO, ADE_DEMO))
+
+
 def test_ade20k_recipe():
     cfg = load(ADE)
     assert cfg.default_scope == 'mmseg'

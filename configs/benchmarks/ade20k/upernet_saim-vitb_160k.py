@@ -50,4 +50,4 @@ log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
-randomness = dict(seed=0, diff_rank_seed=True)  # a fixed seed, as the pre-training and ImageNet configs: runs repeat
+randomness = dict(seed=0, diff_rank_seed=True)  # a fixed seed, as in the pre-training and ImageNet configs

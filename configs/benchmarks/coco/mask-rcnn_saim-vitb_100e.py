@@ -49,4 +49,4 @@ log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
 load_from = None
 resume = False
-randomness = dict(seed=0, diff_rank_seed=True)  # a fixed seed, as the pre-training and ImageNet configs: runs repeat
+randomness = dict(seed=0, diff_rank_seed=True)  # a fixed seed, as in the pre-training and ImageNet configs
