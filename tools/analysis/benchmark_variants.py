@@ -13,7 +13,8 @@ causal discount, a training step = 3 x forward).
 
     python tools/analysis/benchmark_variants.py --configs configs/saim/variants/partial_1_2.py \\
         configs/saim/variants/partial_1_6.py configs/saim/variants/narrow_512x8.py \\
-        configs/saim/variants/narrow_512x8_partial_1_6.py --batch-size 4 --threads 2 --out work_dirs/cost.json
+        configs/saim/variants/narrow_512x8_partial_1_6.py configs/saim/variants/narrow_512x4_partial_1_6.py \\
+        --batch-size 4 --threads 2 --out work_dirs/cost.json
 """
 import argparse
 import json
