@@ -42,8 +42,8 @@ A smoke version of the paper's comparison (Tables 1 and 3), not a substitute for
    per iteration, mean over seeds with a ±1 std band) and ``protocols.png`` (mean top-1 per row and
    protocol with std error bars).
 
-The defaults (3 seeds x 4 rows, 1024 synthetic training images, 30 epochs at batch 64) are estimated at
-about 25 min on 2 quiet CPU cores (from timed training steps). ``--jobs N`` runs N pre-trainings at once, each with cpu_count / N threads (on a
+The defaults (3 seeds x 4 rows, 1024 synthetic training images, 30 epochs at batch 64) took 28.5 min on
+2 quiet CPU cores (README, "A small study you can run here"). ``--jobs N`` runs N pre-trainings at once, each with cpu_count / N threads (on a
 machine that others share, ``--jobs 2`` or ``OMP_NUM_THREADS=1`` avoids the slow-down of OpenMP threads
 waiting for busy cores).
 
