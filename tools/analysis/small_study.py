@@ -43,7 +43,8 @@ A smoke version of the paper's comparison (Tables 1 and 3), not a substitute for
    protocol with std error bars).
 
 The defaults (3 seeds x 4 rows, 1024 synthetic training images, 30 epochs at batch 64) took 28.5 min on
-2 quiet CPU cores (README, "A small study you can run here"). ``--jobs N`` runs N pre-trainings at once, each with cpu_count / N threads (on a
+2 quiet CPU cores (README, "A small study you can run here"). ``--jobs N`` runs N pre-trainings at once,
+each with cpu_count / N threads (on a
 machine that others share, ``--jobs 2`` or ``OMP_NUM_THREADS=1`` avoids the slow-down of OpenMP threads
 waiting for busy cores).
 
