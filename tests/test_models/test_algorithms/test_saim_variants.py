@@ -70,8 +70,13 @@ def test_narrow_decoder_equals_the_oracle_with_the_same_projection(neck):
     assert rel_err(fast, oracle) <= 1e-10
 
 
-def test_narrow_partial_decoder_equals_the_oracle():
-    model = build(3, embed_dims=24, num_heads=3, feedforward_channels=48, predict_ratio=1 / 6)
+@pytest.mark.parametrize('depth', [
+    dict(),  # as deep as the encoder
+    dict(dec_depth=2, context_layers=[2, 4]),  # fewer blocks reading every other encoder block (narrow_512x4)
+])
+def test_narrow_partial_decoder_equals_the_oracle(depth):
+    model = build(3, embed_dims=24, num_heads=3, feedforward_channels=48, predict_ratio=1 / 6, **depth)
+    assert model.neck.context_indices(4) == [i - 1 for i in depth.get('context_layers', [1, 2, 3, 4])]
     x = inputs()
     z = model.sample_order(2, x.device)
     K = model.num_predictions
