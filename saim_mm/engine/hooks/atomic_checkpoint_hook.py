@@ -3,7 +3,7 @@ import os.path as osp
 from typing import List, Optional
 
 import torch
-from mmengine.dist import is_main_process
+from mmengine.dist import all_reduce, get_rank, get_world_size, is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
@@ -46,7 +46,10 @@ class AtomicCheckpointHook(CheckpointHook):
     2. replaces ``last_checkpoint`` atomically, after the checkpoint it names is complete;
     3. deletes checkpoints beyond ``max_keep_ckpts`` only after that;
     4. refuses (``FloatingPointError`` on every rank) to save weights that are not finite, so a diverged
-       model never becomes the checkpoint that resume picks;
+       model never becomes the checkpoint that resume picks. The verdict is agreed across ranks (one
+       all-reduce of a flag per rank, as in ``NonFiniteLossHook``) before anything is saved: under FSDP or
+       DeepSpeed each rank holds a shard, and a rank that stopped alone would leave the others waiting in
+       the checkpoint's gather;
     5. when resuming, rejects a file that is not an mmengine training checkpoint (e.g. a published
        weights-only model) with an error naming the file, instead of mmengine's ``KeyError: 'meta'``.
 
@@ -80,16 +83,25 @@ class AtomicCheckpointHook(CheckpointHook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         return [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
 
+    def _refuse_non_finite(self, runner, ckpt_filename: str, iteration: int) -> None:
+        """Raise ``FloatingPointError`` on every rank if any rank holds a non-finite parameter."""
+        bad = self.non_finite_parameters(runner)
+        flags = torch.zeros(get_world_size())
+        flags[get_rank()] = float(bool(bad))
+        all_reduce(flags, op='sum')  # no-op without a process group
+        if not flags.any():
+            return
+        ranks = [r for r, f in enumerate(flags.tolist()) if f]
+        names = f' {bad[:5]}{" ..." if len(bad) > 5 else ""} ({len(bad)} in all)' if bad else ''
+        raise FloatingPointError(
+            f'Refusing to save {ckpt_filename} after iteration {iteration}: parameters{names} are not finite '
+            f'on rank(s) {ranks} (this is rank {get_rank()}). The last good checkpoint is '
+            f'{runner.message_hub.get_info("last_ckpt")}.')
+
     def _save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
         ckpt_filename = self.filename_tmpl.format(step)
         if self.check_finite:
-            bad = self.non_finite_parameters(runner)
-            if bad:  # every rank holds the same weights, so every rank stops here
-                previous = runner.message_hub.get_info('last_ckpt')
-                raise FloatingPointError(
-                    f'Refusing to save {ckpt_filename} after iteration {meta["iter"]}: parameters '
-                    f'{bad[:5]}{" ..." if len(bad) > 5 else ""} ({len(bad)} in all) are not finite. '
-                    f'The last good checkpoint is {previous}.')
+            self._refuse_non_finite(runner, ckpt_filename, meta['iter'])
         if not isinstance(self.file_backend, LocalBackend):
             return super()._save_checkpoint_with_step(runner, step, meta)
         ckpt_path = osp.join(self.out_dir, ckpt_filename)

@@ -1,12 +1,15 @@
 """AtomicCheckpointHook: a crash while saving never leaves a checkpoint that resume would pick half-written."""
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
 import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 import saim_mm  # noqa: F401
@@ -118,3 +121,45 @@ def test_resume_from_a_weights_only_file_names_the_file(demo_data, tmp_path):
     with pytest.raises(ValueError, match=rf"Cannot resume from {weights}: it is not an mmengine training "
                                          r"checkpoint \(it lacks \['meta', 'message_hub'\]"):
         runner.train()
+
+
+class NanOnRankOne(Hook):
+    """After the last iteration of the epoch, make one parameter NaN on rank 1 only (as in one FSDP shard)."""
+    priority = 'LOWEST'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if get_rank() == 1 and batch_idx == len(runner.train_dataloader) - 1:
+            model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+            with torch.no_grad():
+                model.neck.ln.weight[0] = float('nan')
+
+
+def non_finite_on_one_rank(rank: int, data_root: str, work: str, out: str) -> None:
+    from saim_mm.utils import setup_cpu_distributed
+    cfg = demo_train_cfg(data_root, work, epochs=1, launcher='pytorch')
+    setup_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(NanOnRankOne())
+    try:
+        runner.train()
+    except FloatingPointError as err:
+        with open(osp.join(out, f'rank{rank}.txt'), 'w') as f:
+            f.write(str(err))
+
+
+def test_non_finite_weights_on_one_rank_stop_every_rank_before_saving(demo_data, tmp_path):
+    """Two gloo ranks, only rank 1's parameters non-finite (as a shard under FSDP): both ranks raise
+    FloatingPointError naming the iteration, within 60 s, and no checkpoint file is written."""
+    work, out = tmp_path / 'work', tmp_path / 'out'
+    out.mkdir()
+    script = ('import sys; from tests.conftest import spawn_gloo; '
+              'from tests.test_engine.test_hooks.test_atomic_checkpoint_hook import non_finite_on_one_rank; '
+              'spawn_gloo(non_finite_on_one_rank, *sys.argv[1:])')
+    subprocess.run([sys.executable, '-c', script, demo_data, str(work), str(out)], cwd=REPO, env=env_with_venv(),
+                   timeout=60, check=True, capture_output=True)
+    messages = [(out / f'rank{r}.txt').read_text() for r in (0, 1)]
+    for rank, message in enumerate(messages):
+        assert re.match(r'Refusing to save epoch_1.pth after iteration \d+: parameters', message), message
+        assert f'on rank(s) [1] (this is rank {rank})' in message
+    assert "['neck.ln.weight']" in messages[1] and 'neck.ln.weight' not in messages[0]
+    assert sorted(str(p) for p in work.rglob('*.pth*')) == []
