@@ -121,6 +121,17 @@ def cases() -> Dict[str, Callable]:
 
     plain = dict(type='SAIMViT', arch=dict(TINY), img_size=16, patch_size=4, out_indices=[1, 3],
                  out_type='featmap')
+
+    def variant(seed, neck=None, head=None, order=None):
+        cfg = saim_cfg()
+        cfg['neck'].update(neck or {})
+        cfg['head'] = head or cfg['head']
+        cfg['order'] = order or cfg['order']
+        return cfg, seed, (2, 3, 12, 16), lambda m, x: dict(
+            **saim_outputs(m, x, order_of(seed)), target=m.head.construct_target(x))
+
+    narrow = dict(embed_dims=8, num_heads=2, feedforward_channels=16, num_layers=2, context_layers=[1, 3],
+                  predict_ratio=0.5)
     return {
         'saim_stochastic_dec4': saim(0),
         'saim_dec2_linear_l1': saim(1, dec_depth=2, predictor='linear', criterion='L1', norm_pix=False),
@@ -134,6 +145,10 @@ def cases() -> Dict[str, Callable]:
                                      8, (2, 3, 20, 28), lambda m, x: dict(out=torch.stack(m(x)))),
         'vit_dense_global_cls': (dense_cfg(drop_path_rate=0.1), 9, (1, 3, 24, 16),
                                  lambda m, x: dict(out=torch.stack(m(x)))),
+        'saim_gaussian_target': variant(10),
+        'saim_segments_linear': variant(11, neck=dict(predictor='linear'),
+                                        order=dict(type='RandomSegmentOrder', segment=(1, 2))),
+        'saim_narrow_partial': variant(12, neck=narrow),
     }
 
 
