@@ -28,7 +28,7 @@ setup(
     description='SAIM (Stochastic Autoregressive Image Modeling) for OpenMMLab',
     long_description=open(osp.join(HERE, 'README.md'), encoding='utf-8').read(),
     long_description_content_type='text/markdown',
-    packages=find_packages(exclude=('configs', 'tools', 'tests')),
+    packages=find_packages(include=('saim_mm', 'saim_mm.*')),
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt') + read_requirements('mminstall.txt'),
     extras_require={'tests': read_requirements('tests.txt')},
