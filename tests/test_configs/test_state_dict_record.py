@@ -1,5 +1,5 @@
-"""Every config's model has the state-dict keys and shapes it had before the one-layer redesign
-(tests/data/config_state_dicts.json), so every checkpoint written before loads with ``strict=True``."""
+"""Every config's model has the state-dict keys and shapes of the record (tests/data/config_state_dicts.json,
+written by tests/data/behaviour_record.py), so every checkpoint of a recorded config loads with ``strict=True``."""
 import json
 import os.path as osp
 

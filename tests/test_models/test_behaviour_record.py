@@ -1,4 +1,5 @@
-"""The models compute what the code before the one-layer redesign computed (tests/data/behaviour_record.pth).
+"""The models compute what the recorded code computed (tests/data/behaviour_record.pth, written by
+tests/data/behaviour_record.py).
 
 For each recorded tiny model: the same seed gives bit-identical initial weights (so seeded runs, e.g. the
 CPU demo, draw the same numbers), the recorded weights load with ``strict=True``, and predictions, losses,
