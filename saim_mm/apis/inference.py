@@ -14,6 +14,8 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from ..models.utils import SAIMAttention
+
 Images = Union[str, Sequence[str], Tensor]
 POOLS = ('cls', 'mean', 'patches')
 
@@ -88,6 +90,8 @@ def extract_features(model: nn.Module, images: Images,
 def attention_maps(model: nn.Module, images: Images, layer: int = -1) -> Tensor:
     """Softmax attention of one encoder block in the plain (transfer-time, unmasked) forward.
 
+    The block's attention module keeps its weights for this forward (``attn.keep_weights``).
+
     Args:
         model: A SAIM model or any model whose ``backbone`` has ``SAIMTransformerLayer`` blocks.
         images: Path(s) or a (B, 3, H, W) normalised tensor.
@@ -97,15 +101,17 @@ def attention_maps(model: nn.Module, images: Images, layer: int = -1) -> Tensor:
         Tensor: (B, heads, N+1, N+1); token 0 is the cls token, then the patches in raster order.
     """
     backbone = model.backbone
-    block = backbone.layers[layer]
+    attn = backbone.layers[layer].attn
+    if not isinstance(attn, SAIMAttention):
+        raise TypeError(f'attention_maps needs SAIMAttention blocks (SAIMTransformerLayer); block {layer} of '
+                        f'{type(backbone).__name__} has {type(attn).__name__}.')
     x = as_batch(images, model)
-    captured = {}
-    handle = block.register_forward_pre_hook(lambda m, args: captured.update(x=args[0]))
+    attn.keep_weights = True
     try:
         backbone(x)
+        return attn.weights
     finally:
-        handle.remove()
-    return block(captured['x'], return_attention=True)[1]
+        attn.keep_weights, attn.weights = False, None
 
 
 def patch_stats(target_raw: Tensor) -> Tuple[Tensor, Tensor]:

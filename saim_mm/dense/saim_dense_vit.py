@@ -6,6 +6,7 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 
 from ..models.backbones import SAIMViT
+from .window_attention import WindowRelPosAttention
 
 
 @MODELS.register_module()
@@ -19,7 +20,9 @@ class SAIMDenseViT(SAIMViT):
       listed block (``final_norm=False`` keeps the last one un-normalised like the others);
     - window attention: ``window_size=S > 0`` makes every block attend within S x S windows of the patch
       grid (the grid is zero-padded to a multiple of S and padded keys are masked), except the blocks in
-      ``global_attn_indexes``, which attend globally. Windows need ``use_cls_token=False``;
+      ``global_attn_indexes``, which attend globally. Windows need ``use_cls_token=False``. Blocks with
+      windows or a relative position bias have a :class:`WindowRelPosAttention` (``window_attention.py``);
+      the others keep the plain attention;
     - ``use_cls_token=False``: the cls token is not prepended (its parameter stays, frozen, so a SAIM
       checkpoint still loads without missing keys);
     - ``use_rel_pos_bias=True``: a learned relative position bias per block (``layers.i.attn.rel_pos_bias``,
@@ -70,10 +73,12 @@ class SAIMDenseViT(SAIMViT):
         if not use_cls_token:
             # Unused by the forward; frozen so that distributed training finds no parameter without a gradient.
             self.cls_token.requires_grad_(False)
-        if use_rel_pos_bias:
-            for i, layer in enumerate(self.layers):
-                window = self.block_window(i)
-                layer.add_rel_pos_bias(self.patch_resolution if window == 0 else (window, window))
+        for i, layer in enumerate(self.layers):
+            window = self.block_window(i)
+            if window or use_rel_pos_bias:
+                span = (self.patch_resolution if window == 0 else (window, window)) if use_rel_pos_bias else None
+                layer.set_attention(dict(type=WindowRelPosAttention, window_size=window, rel_pos_span=span,
+                                         num_extra_tokens=int(use_cls_token)))
 
     def block_window(self, index: int) -> int:
         """Window side of block ``index``: 0 for global attention."""
@@ -100,9 +105,12 @@ class SAIMDenseViT(SAIMViT):
             x = torch.cat([(self.cls_token + pos[:, :1]).expand(B, -1, -1), x], dim=1)
             extra = 1
         x = self.pre_norm(self.drop_after_pos(x))
+        for layer in self.layers:
+            if isinstance(layer.attn, WindowRelPosAttention):
+                layer.attn.patch_grid = tuple(hw)
         outs = []
         for i, layer in enumerate(self.layers):
-            x = layer(x, hw=hw, window=self.block_window(i), num_extra_tokens=extra)
+            x = layer(x)
             if i == len(self.layers) - 1 and self.final_norm:
                 x = self.ln1(x)
             if i in self.out_indices:

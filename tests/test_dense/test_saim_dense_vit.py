@@ -1,10 +1,13 @@
-"""SAIMDenseViT: multi-level outputs, window attention, relative position bias, pos-embed resizing, scoped names."""
+"""SAIMDenseViT and its attention (WindowRelPosAttention): multi-level outputs, window attention, relative position
+bias, pos-embed resizing, activation checkpointing, scoped names."""
 import pytest
 import torch
 
 import saim_mm  # noqa: F401
 from saim_mm.dense import SAIMDenseViT, ViTPyramidNeck
+from saim_mm.dense.window_attention import RelativePositionBias, WindowRelPosAttention
 from saim_mm.models.backbones import SAIMViT
+from saim_mm.models.utils import SAIMAttention, SAIMTransformerLayer
 
 ARCH = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
 
@@ -171,7 +174,6 @@ def test_scoped_names_resolve_in_mmdet_and_mmseg_registries(scope):
 
 
 def test_relative_position_bias_keeps_offsets_for_other_grid_sizes():
-    from saim_mm.models.utils import RelativePositionBias
     bias = RelativePositionBias(num_heads=1, size=(3, 4))
     with torch.no_grad():
         bias.table.copy_(torch.arange(5 * 7, dtype=torch.float).view(1, 5, 7))
@@ -182,3 +184,95 @@ def test_relative_position_bias_keeps_offsets_for_other_grid_sizes():
     assert small[4, 0] == full[5, 0]
     large = bias(5, 6)[0]  # offsets beyond the table take the farthest learned one
     assert large[5 * 6 - 1, 0] == bias.table[0, 4, 6]
+
+
+def block(seed: int, **attn) -> SAIMTransformerLayer:
+    """A float64 block with a WindowRelPosAttention and random, non-trivial weights (bias table included)."""
+    torch.manual_seed(seed)
+    layer = SAIMTransformerLayer(embed_dims=16, num_heads=2, feedforward_channels=32,
+                                 attn_cfg=dict(type='WindowRelPosAttention', **attn)).double()
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return layer.eval()
+
+
+def by_hand(layer: SAIMTransformerLayer, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The block written out with eager softmax and an additive (heads, L, L) ``bias`` (-inf = no attention)."""
+    attn, C = layer.attn, 16
+    y = layer.ln1(x)
+    q, k, v = (t.unflatten(-1, (2, C // 2)).transpose(1, 2) for t in attn.qkv(y).chunk(3, dim=-1))
+    weights = (q @ k.transpose(-2, -1) / (C // 2)**0.5 + bias).softmax(-1)
+    x = x + attn.proj((weights @ v).transpose(1, 2).flatten(2))
+    return x + layer.ffn.layers[1](layer.ffn.layers[0](layer.ln2(x)))
+
+
+def test_relative_position_bias_is_added_to_the_patch_logits_only():
+    layer = block(4, rel_pos_span=(2, 3), num_extra_tokens=1)
+    assert [k for k in layer.state_dict() if 'attn' in k][-1] == 'attn.rel_pos_bias.table'
+    x = torch.randn(1, 1 + 6, 16, dtype=torch.float64)  # a cls token and a 2 x 3 grid
+    with pytest.raises(ValueError, match='needs the patch grid'):
+        layer(x)
+    layer.attn.patch_grid = (2, 3)
+    table = layer.attn.rel_pos_bias.table  # (heads, 3, 5): offsets dy in -1..1, dx in -2..2
+    bias = torch.zeros(2, 7, 7, dtype=torch.float64)  # the cls row and column get none
+    for i in range(6):
+        for j in range(6):
+            bias[:, 1 + i, 1 + j] = table[:, i // 3 - j // 3 + 1, i % 3 - j % 3 + 2]
+    torch.testing.assert_close(layer(x), by_hand(layer, x, bias), rtol=1e-12, atol=1e-12)
+
+
+def test_windows_of_a_padded_grid_by_hand():
+    """2x2 windows on a 3x3 grid (padded to 4x4): a patch attends to the patches of its own window only."""
+    layer = block(5, window_size=2, rel_pos_span=(2, 2))
+    layer.attn.patch_grid = (3, 3)
+    x = torch.randn(2, 9, 16, dtype=torch.float64)
+    window = [(r // 2) * 2 + c // 2 for r in range(3) for c in range(3)]
+    table = layer.attn.rel_pos_bias.table  # (heads, 3, 3)
+    bias = torch.full((2, 9, 9), float('-inf'), dtype=torch.float64)
+    for i in range(9):
+        for j in range(9):
+            if window[i] == window[j]:
+                bias[:, i, j] = table[:, i // 3 - j // 3 + 1, i % 3 - j % 3 + 1]
+    torch.testing.assert_close(layer(x), by_hand(layer, x, bias), rtol=1e-12, atol=1e-12)
+    layer.attn.keep_weights = True
+    layer(x)
+    assert layer.attn.weights.shape == (2 * 4, 2, 4, 4)  # (B * windows, heads, S*S, S*S)
+
+
+def test_window_attention_refuses_what_has_no_window():
+    with pytest.raises(ValueError, match='windows take patch tokens only'):
+        block(0, window_size=2, num_extra_tokens=1)
+    layer = block(0, window_size=2)
+    x = torch.randn(1, 4, 16, dtype=torch.float64)
+    layer.attn.patch_grid = (2, 2)
+    with pytest.raises(ValueError, match='self-attention over a patch grid'):
+        layer(x, is_causal=True)
+    with pytest.raises(ValueError, match='self-attention over a patch grid'):
+        layer(x, context=x)
+    layer.attn.patch_grid = (2, 3)
+    with pytest.raises(ValueError, match=r'got 4 tokens for the patch grid \(2, 3\) with 0 extra tokens'):
+        layer(x)
+
+
+def test_only_blocks_with_windows_or_a_bias_get_the_dense_attention():
+    model = dense(window_size=2, global_attn_indexes=[1], use_cls_token=False)
+    kinds = [type(layer.attn) for layer in model.layers]
+    assert kinds == [WindowRelPosAttention, SAIMAttention, WindowRelPosAttention, WindowRelPosAttention]
+    windows = [layer.attn.window_size for layer in model.layers if isinstance(layer.attn, WindowRelPosAttention)]
+    assert windows == [2, 2, 2]
+
+
+def test_activation_checkpointing_gives_the_same_gradients_with_windows():
+    kwargs = dict(window_size=3, global_attn_indexes=[1], use_cls_token=False, use_rel_pos_bias=True)
+    models = [randomise(dense(with_cp=cp, drop_path_rate=0.0, **kwargs)) for cp in (False, True)]
+    models[1].load_state_dict(models[0].state_dict())
+    x = torch.randn(2, 3, 20, 28)
+    grads = []
+    for model in models:
+        model.train()
+        loss = sum((o**2).mean() for o in model(x))
+        grads.append(torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad]))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert all(layer.with_cp for layer in models[1].layers)

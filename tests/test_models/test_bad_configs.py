@@ -24,8 +24,8 @@ BAD = {
         'neck.num_layers=0 (no query stream) needs a fixed order'),
     'unknown order mode': (
         {'model.order': 'zigzag'},
-        "SAIM order must be one of ('stochastic', 'raster', 'spiral', 'centre_out', 'checkerboard', "
-        "'fixed_random', 'random_segments') or a config dict of a registered order, got 'zigzag'"),
+        "SAIM order must be one of ('centre_out', 'checkerboard', 'fixed_random', 'random_segments', 'raster', "
+        "'spiral', 'stochastic') or a config dict of a registered order, got 'zigzag'"),
     'even Gaussian kernel': (
         {'model.head.kernel_size': 4},
         'GaussianPixelLoss kernel_size must be a positive odd int or None, got 4'),

@@ -1,3 +1,4 @@
+import inspect
 from typing import Dict, List, Optional, Union
 
 import torch
@@ -6,7 +7,9 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
-from ..orders import ORDER_TYPES
+from ..heads import BaseTargetHead
+from ..necks import BaseDecoder
+from ..orders import BaseGenerationOrder, named_orders
 from ..utils import check_order, segment_masks
 
 
@@ -14,21 +17,28 @@ from ..utils import check_order, segment_masks
 class SAIM(BaseSelfSupervisor):
     """SAIM: Stochastic Autoregressive Image Modeling (Qi et al., AAAI 2023).
 
-    Per sample, a generation order ``z`` is drawn (``models/orders/``); the encoder (``SAIMViT``, content
-    stream) and the decoder (``SAIMDecoder``, query stream + prediction head) run in that order with causal
-    attention, and the head (``GaussianPixelLoss``, or another target) compares the prediction of every
-    patch ``z_t`` (made from ``z_0..z_{t-1}`` and the position of ``z_t``) with its target.
+    Per sample, a generation order ``z`` is drawn (the ``order``); the encoder (``backbone``, the content
+    stream) runs in that order with causal attention, the decoder (``neck``, the query stream and the
+    prediction head) predicts every patch ``z_t`` from ``z_0..z_{t-1}`` and the position of ``z_t``, and
+    the target (``head``) gives the loss of those predictions (docs/method.md).
+
+    Each part is chosen by config against a written contract (docs/extending.md):
+
+    - ``order``: a ``BaseGenerationOrder`` (``models/orders/base_order.py``);
+    - ``neck``: a ``BaseDecoder`` (``models/necks/base_decoder.py``);
+    - ``head``: a ``BaseTargetHead`` (``models/heads/base_target_head.py``);
+    - the attention of the blocks: a ``SAIMAttention`` class (``models/utils/attention.py``).
 
     Args:
         backbone (dict): ``SAIMViT`` config.
-        neck (dict): ``SAIMDecoder`` config; ``embed_dims``, ``num_heads``, ``feedforward_channels``,
-            ``patch_size`` and ``context_dims`` default to the encoder's, ``out_channels`` to the head's
-            ``target_channels``.
-        head (dict): ``GaussianPixelLoss`` (or another target head with ``loss(pred, images, order)``).
-        order (str | dict): the generation order: a name of ``ORDER_TYPES`` (``'stochastic'``, the paper;
-            ``'raster'``, the ViT-iGPT baseline; ``'spiral'``, ``'centre_out'``, ``'checkerboard'``,
-            ``'fixed_random'``, ``'random_segments'``) or a config dict of a registered order
-            (e.g. ``dict(type='RandomSegmentOrder', segment=(2, 2))``).
+        neck (dict): Decoder config (``SAIMDecoder``); the sizes it accepts and leaves unset
+            (``embed_dims``, ``num_heads``, ``feedforward_channels``, ``patch_size``, ``context_dims``,
+            ``grid``) default to the encoder's, ``out_channels`` to the head's ``target_channels``.
+        head (dict): Target config (``GaussianPixelLoss``, ``HOGLoss``, or another ``BaseTargetHead``).
+        order (str | dict): The generation order: the ``name`` of a registered order (``'stochastic'``,
+            the paper; ``'raster'``, the ViT-iGPT baseline; ``'spiral'``, ``'centre_out'``,
+            ``'checkerboard'``, ``'fixed_random'``, ``'random_segments'``) or a config dict of one
+            (e.g. ``dict(type='RandomSegmentOrder', segment=(2, 2))``). Defaults to ``'stochastic'``.
         data_preprocessor (dict, optional): Defaults to ``SelfSupDataPreprocessor``.
         init_cfg (dict | list, optional): Initialisation config.
     """
@@ -41,10 +51,11 @@ class SAIM(BaseSelfSupervisor):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         if isinstance(order, str):
-            if order not in ORDER_TYPES:
-                raise ValueError(f'SAIM order must be one of {tuple(ORDER_TYPES)} or a config dict of a '
+            names = named_orders()
+            if order not in names:
+                raise ValueError(f'SAIM order must be one of {tuple(sorted(names))} or a config dict of a '
                                  f'registered order, got {order!r}.')
-            order = dict(type=ORDER_TYPES[order])
+            order = dict(type=names[order])
         if isinstance(backbone, dict):
             backbone = MODELS.build(backbone)
         if isinstance(head, dict):
@@ -52,6 +63,11 @@ class SAIM(BaseSelfSupervisor):
         if isinstance(neck, dict):
             neck = MODELS.build(self.encoder_defaults(neck, backbone, head))
         order_generator = MODELS.build(order, default_args=dict(grid=tuple(backbone.patch_resolution)))
+        for key, part, base in (('head', head, BaseTargetHead), ('neck', neck, BaseDecoder),
+                                ('order', order_generator, BaseGenerationOrder)):
+            if not isinstance(part, base):
+                raise TypeError(f'SAIM {key} must be a {base.__name__} ({base.__module__}), got '
+                                f'{type(part).__name__}.')
         super().__init__(
             backbone=backbone, neck=neck, head=head, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.order_generator = order_generator
@@ -77,15 +93,18 @@ class SAIM(BaseSelfSupervisor):
     @staticmethod
     def encoder_defaults(neck: dict, backbone, head) -> dict:
         """The decoder config with its unset sizes taken from the encoder (width, heads, MLP width, patch
-        size, patch grid) and the head (prediction width)."""
+        size, patch grid) and the head (prediction width): only those the decoder's class accepts."""
         arch = backbone.arch_settings
         defaults = dict(embed_dims=backbone.embed_dims, num_heads=arch['num_heads'],
                         feedforward_channels=arch['feedforward_channels'], patch_size=backbone.patch_size,
                         context_dims=backbone.embed_dims, grid=tuple(backbone.patch_resolution),
                         out_channels=getattr(head, 'target_channels', None))
         neck = dict(neck)
+        cls = MODELS.get(neck['type']) if isinstance(neck.get('type'), str) else neck.get('type')
+        params = inspect.signature(cls).parameters if isinstance(cls, type) else {}
+        takes_any = not params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
         for key, value in defaults.items():
-            if neck.get(key) is None:
+            if neck.get(key) is None and (takes_any or key in params):
                 neck[key] = value
         return neck
 

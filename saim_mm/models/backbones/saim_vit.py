@@ -162,6 +162,6 @@ class SAIMViT(VisionTransformer):
         h = self.pre_norm(self.drop_after_pos(torch.cat([cls, tokens], dim=1)))
         hidden_states = []
         for layer in self.layers:
-            h = layer(h, causal=attn_mask is None, attn_mask=attn_mask)
+            h = layer(h, attn_mask=attn_mask, is_causal=attn_mask is None)
             hidden_states.append(h)
         return tuple(hidden_states), gather_tokens(pos, order)

@@ -1,5 +1,8 @@
+"""Target heads (what SAIM predicts and its loss: ``base_target_head.py`` states the contract) and the
+attentive probe."""
 from .attentive_probe_head import AttentiveProbeHead
+from .base_target_head import BaseTargetHead
 from .gaussian_pixel_loss import GaussianPixelLoss, gaussian_kernel
 from .hog_loss import HOGLoss
 
-__all__ = ['AttentiveProbeHead', 'GaussianPixelLoss', 'HOGLoss', 'gaussian_kernel']
+__all__ = ['AttentiveProbeHead', 'BaseTargetHead', 'GaussianPixelLoss', 'HOGLoss', 'gaussian_kernel']

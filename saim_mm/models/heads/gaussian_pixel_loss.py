@@ -3,11 +3,10 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from mmpretrain.models.heads import MAEPretrainHead
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ..utils import gather_tokens
+from .base_target_head import BaseTargetHead
 
 
 def gaussian_kernel(kernel_size: int, sigma: float) -> Tensor:
@@ -23,13 +22,14 @@ def gaussian_kernel(kernel_size: int, sigma: float) -> Tensor:
 
 
 @MODELS.register_module()
-class GaussianPixelLoss(MAEPretrainHead):
+class GaussianPixelLoss(BaseTargetHead):
     """SAIM's target and loss: Gaussian-smoothed pixels of every patch.
 
     ``target = patchify(G_{k, sigma} * x)``: a depthwise Gaussian (zero padding ``k // 2``) on the
     normalised image, patches laid out as ``(p, p, 3)`` as in MAE; with ``norm_pix`` every target patch is
-    standardised by its mean and unbiased variance (eps 1e-6). The loss is the mean over all patches and
-    values of the L2 or L1 penalty given by ``loss`` (mmpretrain's ``PixelReconstructionLoss``).
+    standardised by its mean and unbiased variance (eps 1e-6), as mmpretrain's ``MAEPretrainHead`` does.
+    The loss is the mean over all patches and values of the L2 or L1 penalty given by ``loss``
+    (mmpretrain's ``PixelReconstructionLoss``).
 
     Args:
         loss (dict): Penalty config. Defaults to ``PixelReconstructionLoss`` with L2.
@@ -39,6 +39,7 @@ class GaussianPixelLoss(MAEPretrainHead):
         kernel_size (int, optional): Gaussian kernel size k (odd, positive); None disables smoothing.
             Defaults to 9.
         sigma (float): Gaussian std (positive). Defaults to 1.0.
+        init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self,
@@ -47,8 +48,12 @@ class GaussianPixelLoss(MAEPretrainHead):
                  patch_size: int = 16,
                  in_channels: int = 3,
                  kernel_size: Optional[int] = 9,
-                 sigma: float = 1.0) -> None:
-        super().__init__(loss=loss, norm_pix=norm_pix, patch_size=patch_size, in_channels=in_channels)
+                 sigma: float = 1.0,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(patch_size=patch_size, init_cfg=init_cfg)
+        self.norm_pix = norm_pix
+        self.in_channels = in_channels
+        self.loss_module = MODELS.build(loss)
         self.kernel_size = kernel_size
         self.sigma = sigma
         if kernel_size is not None:
@@ -83,14 +88,15 @@ class GaussianPixelLoss(MAEPretrainHead):
         x = imgs.reshape(B, C, H // p, p, W // p, p)
         return torch.einsum('nchpwq->nhwpqc', x).reshape(B, (H // p) * (W // p), p * p * C)
 
-    def construct_target(self, images: Tensor, order: Optional[Tensor] = None) -> Tensor:
-        """Targets (B, N, p*p*C) in raster order, or (B, K, p*p*C) at the patches of ``order`` (B, K)."""
-        target = super().construct_target(self.smooth(images))
-        return target if order is None else gather_tokens(target, order)
+    def construct_target(self, images: Tensor) -> Tensor:
+        """Targets (B, N, p*p*C) of ``images`` (B, C, H, W), patches in raster order."""
+        target = self.patchify(self.smooth(images))
+        if self.norm_pix:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1.e-6)**.5
+        return target
 
-    def loss(self, pred: Tensor, images: Tensor, order: Optional[Tensor] = None) -> Tensor:
-        """Mean penalty between ``pred`` (B, K, p*p*C) and the targets of ``images`` (B, C, H, W).
-
-        ``pred`` row t is compared with patch ``order[:, t]`` (raster patch t when ``order`` is None; K = N).
-        """
-        return self.loss_module(pred, self.construct_target(images, order))
+    def criterion(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Mean penalty (``PixelReconstructionLoss``) between ``pred`` and ``target``, each (B, K, p*p*C)."""
+        return self.loss_module(pred, target)

@@ -2,12 +2,11 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModule
 from mmpretrain.models.selfsup.maskfeat import HOGGenerator
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ..utils import gather_tokens
+from .base_target_head import BaseTargetHead
 
 
 class PatchHOGGenerator(HOGGenerator):
@@ -33,7 +32,7 @@ class PatchHOGGenerator(HOGGenerator):
 
 
 @MODELS.register_module()
-class HOGLoss(BaseModule):
+class HOGLoss(BaseTargetHead):
     """HOG features of every patch as the target (MaskFeat's target, computed by mmpretrain's HOG code).
 
     ``target = HOG(x)`` per patch: ``(p / pool)^2`` cells x 3 channels x ``nbins`` orientation bins, each
@@ -51,8 +50,7 @@ class HOGLoss(BaseModule):
 
     def __init__(self, patch_size: int = 16, nbins: int = 9, pool: int = 8, gaussian_window: int = 16,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        self.patch_size = patch_size
+        super().__init__(patch_size=patch_size, init_cfg=init_cfg)
         self.hog = PatchHOGGenerator(patch_size, nbins=nbins, pool=pool, gaussian_window=gaussian_window)
 
     @property
@@ -60,12 +58,11 @@ class HOGLoss(BaseModule):
         """Width of one patch's target: (p / pool)^2 * 3 * nbins."""
         return self.hog.cells**2 * 3 * self.hog.nbins
 
-    def construct_target(self, images: Tensor, order: Optional[Tensor] = None) -> Tensor:
-        """HOG targets (B, N, D) in raster order, or (B, K, D) at the patches of ``order`` (B, K)."""
+    def construct_target(self, images: Tensor) -> Tensor:
+        """HOG targets (B, N, D) of ``images`` (B, 3, H, W), patches in raster order (no gradient)."""
         with torch.no_grad():
-            target = self.hog(images.float()).to(images.dtype)
-        return target if order is None else gather_tokens(target, order)
+            return self.hog(images.float()).to(images.dtype)
 
-    def loss(self, pred: Tensor, images: Tensor, order: Optional[Tensor] = None) -> Tensor:
-        """Mean squared error between ``pred`` (B, K, D) and the targets of ``images`` at ``order``."""
-        return F.mse_loss(pred, self.construct_target(images, order))
+    def criterion(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Mean squared error between ``pred`` and ``target``, each (B, K, D)."""
+        return F.mse_loss(pred, target)

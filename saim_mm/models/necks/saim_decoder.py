@@ -1,19 +1,20 @@
 from collections import OrderedDict
 from typing import List, Optional, Sequence
 
-from mmengine.model import BaseModule, ModuleList
+from mmengine.model import ModuleList
 from mmpretrain.models.utils import build_2d_sincos_position_embedding, build_norm_layer
 from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 
 from ..utils import SAIMTransformerLayer, gather_tokens
+from .base_decoder import BaseDecoder
 
 PREDICTORS = ('mlp', 'linear')
 
 
 @MODELS.register_module()
-class SAIMDecoder(BaseModule):
-    """SAIM query stream and prediction head.
+class SAIMDecoder(BaseDecoder):
+    """SAIM query stream and prediction head (a :class:`BaseDecoder`).
 
     The query stream starts from the fixed position embedding of the patch to predict (no image content).
     Block ``j`` (1-based) cross-attends to the content stream after encoder block ``j * M / num_layers``:
@@ -215,6 +216,6 @@ class SAIMDecoder(BaseModule):
             context = hidden_states[index][:, :-1]
             if self.context_embeds is not None:
                 context = self.context_embeds[j](context)
-            g = layer(g, context=context, causal=mask is None, attn_mask=mask)
+            g = layer(g, context=context, attn_mask=mask, is_causal=mask is None)
         return self.predict(g)
 

@@ -1,5 +1,9 @@
-"""Generation orders, chosen by ``SAIM(order=...)``: a short name below or a config dict."""
-from .base_order import BaseGenerationOrder, FixedGenerationOrder
+"""Generation orders, chosen by ``SAIM(order=...)``: the short ``name`` of an order class or a config dict.
+
+A new order is a registered subclass of ``BaseGenerationOrder`` (or ``FixedGenerationOrder``) with a
+``name``, in a file of its own here (``base_order.py`` states the contract).
+"""
+from .base_order import BaseGenerationOrder, FixedGenerationOrder, named_orders
 from .centre_out_order import CentreOutOrder
 from .checkerboard_order import CheckerboardOrder
 from .fixed_random_order import FixedRandomOrder
@@ -8,18 +12,7 @@ from .raster_order import RasterOrder
 from .spiral_order import SpiralOrder
 from .stochastic_order import StochasticOrder
 
-# the names ``SAIM(order=NAME)`` accepts
-ORDER_TYPES = {
-    'stochastic': 'StochasticOrder',
-    'raster': 'RasterOrder',
-    'spiral': 'SpiralOrder',
-    'centre_out': 'CentreOutOrder',
-    'checkerboard': 'CheckerboardOrder',
-    'fixed_random': 'FixedRandomOrder',
-    'random_segments': 'RandomSegmentOrder',
-}
-
 __all__ = [
-    'ORDER_TYPES', 'BaseGenerationOrder', 'FixedGenerationOrder', 'StochasticOrder', 'RasterOrder',
-    'SpiralOrder', 'CentreOutOrder', 'CheckerboardOrder', 'FixedRandomOrder', 'RandomSegmentOrder'
+    'BaseGenerationOrder', 'FixedGenerationOrder', 'named_orders', 'StochasticOrder', 'RasterOrder', 'SpiralOrder',
+    'CentreOutOrder', 'CheckerboardOrder', 'FixedRandomOrder', 'RandomSegmentOrder'
 ]

@@ -1,22 +1,31 @@
-from typing import Optional, Sequence, Tuple
+"""What an order is: the contract between ``SAIM`` and its generation order.
+
+An order is a module, registered in ``MODELS``, that draws a (B, N) permutation of the patches per call
+(:meth:`BaseGenerationOrder.forward`). Its class attribute ``name`` is the short name ``SAIM(order=NAME)``
+accepts; :func:`named_orders` collects them from the registry. See docs/extending.md.
+"""
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
 from torch import Tensor
 
 
 class BaseGenerationOrder(BaseModule):
     """A generation order: which patch is predicted at which step.
 
-    Subclasses implement :meth:`forward`. An order is ``fixed`` when every sample of every iteration gets
-    the same permutation (then the model can run without a query stream, since the next position is known);
-    ``segment_size`` G > 1 means consecutive groups of G steps are predicted together (block-causal
-    attention: a step sees every earlier segment and, in the content stream, its own segment).
+    Subclasses implement :meth:`forward` and set ``name``. An order is ``fixed`` when every sample of
+    every iteration gets the same permutation (then the model can run without a query stream, since the
+    next position is known); ``segment_size`` G > 1 means consecutive groups of G steps are predicted
+    together (block-causal attention: a step sees every earlier segment and, in the content stream, its
+    own segment).
 
     Args:
         grid (tuple[int, int]): The patch grid (h, w); N = h * w. Filled in by ``SAIM`` from the encoder.
         init_cfg (dict, optional): Initialisation config.
     """
+    name: Optional[str] = None  # the short name of SAIM(order=NAME); None for a base class
     fixed = False
 
     def __init__(self, grid: Sequence[int], init_cfg: Optional[dict] = None) -> None:
@@ -62,3 +71,19 @@ class FixedGenerationOrder(BaseGenerationOrder):
 
     def forward(self, batch_size: int, device: Optional[torch.device] = None) -> Tensor:
         return self.order.to(device).expand(batch_size, -1)
+
+
+def named_orders() -> Dict[str, type]:
+    """The registered orders by their short ``name``: ``{'stochastic': StochasticOrder, ...}``.
+
+    Raises:
+        ValueError: two registered orders have the same name.
+    """
+    named: Dict[str, type] = {}
+    for cls in MODELS.module_dict.values():
+        if isinstance(cls, type) and issubclass(cls, BaseGenerationOrder) and cls.name is not None:
+            if cls.name in named and named[cls.name] is not cls:
+                raise ValueError(f'the orders {named[cls.name].__name__} and {cls.__name__} are both named '
+                                 f'{cls.name!r}.')
+            named[cls.name] = cls
+    return named

@@ -9,6 +9,7 @@ from .base_order import FixedGenerationOrder
 class CentreOutOrder(FixedGenerationOrder):
     """From the centre of the grid outwards: patches by distance of their centre to the grid's centre
     (ties in raster order)."""
+    name = 'centre_out'
 
     def permutation(self) -> Tensor:
         h, w = self.grid

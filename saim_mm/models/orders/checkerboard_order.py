@@ -8,6 +8,7 @@ from .base_order import FixedGenerationOrder
 @MODELS.register_module()
 class CheckerboardOrder(FixedGenerationOrder):
     """The "black" squares of a checkerboard (row + column even) in raster order, then the "white" ones."""
+    name = 'checkerboard'
 
     def permutation(self) -> Tensor:
         h, w = self.grid

@@ -19,6 +19,7 @@ class RandomSegmentOrder(BaseGenerationOrder):
         grid (tuple[int, int]): The patch grid (h, w); sh must divide h and sw must divide w.
         segment (tuple[int, int]): Tile size in patches. Defaults to (2, 2).
     """
+    name = 'random_segments'
 
     def __init__(self, grid: Sequence[int], segment: Sequence[int] = (2, 2),
                  init_cfg: Optional[dict] = None) -> None:

@@ -8,6 +8,7 @@ from .base_order import FixedGenerationOrder
 @MODELS.register_module()
 class SpiralOrder(FixedGenerationOrder):
     """A clockwise spiral from the top-left corner inwards: the border first, the centre last."""
+    name = 'spiral'
 
     def permutation(self) -> Tensor:
         h, w = self.grid

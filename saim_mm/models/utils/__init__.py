@@ -1,8 +1,7 @@
+"""Building blocks of the models: the attention (and the one function that computes it), the block, and
+the helpers that put tokens into a generation order."""
+from .attention import SAIMAttention, attend
 from .generation_order import check_order, gather_tokens, segment_masks
-from .transformer_layer import SAIMTransformerLayer, attend
-from .window_attention import RelativePositionBias, window_merge, window_partition
+from .transformer_layer import SAIMTransformerLayer
 
-__all__ = [
-    'check_order', 'gather_tokens', 'segment_masks', 'SAIMTransformerLayer', 'attend',
-    'RelativePositionBias', 'window_merge', 'window_partition'
-]
+__all__ = ['SAIMAttention', 'SAIMTransformerLayer', 'attend', 'check_order', 'gather_tokens', 'segment_masks']

@@ -4,7 +4,7 @@ The orders themselves are drawn by the modules in ``models/orders/``.
 
 Attention only knows positions through its mask. Once the tokens are permuted into the generation order
 ``z`` (after the position embedding is added), the paper's permutation masks become the ordinary causal
-mask, so both streams run as causal attention (``SAIMTransformerLayer(causal=True)``) without an N x N
+mask, so both streams run as causal attention (``SAIMTransformerLayer``, ``is_causal=True``) without an N x N
 mask tensor (docs/method.md, "Exact and fast").
 """
 from typing import Optional

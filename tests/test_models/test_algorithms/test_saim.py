@@ -53,8 +53,9 @@ def test_decoder_depth_must_divide_encoder_depth(dec_depth):
 
 
 def test_unknown_order_mode_is_refused():
-    with pytest.raises(ValueError, match=r"order must be one of \('stochastic', 'raster', 'spiral', .*"
-                                         r"'random_segments'\) or a config dict of a registered order, got 'zigzag'"):
+    with pytest.raises(ValueError, match=r"order must be one of \('centre_out', 'checkerboard', .*'raster', "
+                                         r"'spiral', 'stochastic'\) or a config dict of a registered order, "
+                                         r"got 'zigzag'"):
         MODELS.build(tiny_saim_cfg(order='zigzag'))
 
 

@@ -5,14 +5,14 @@ import torch
 from mmpretrain.registry import MODELS
 
 import saim_mm  # noqa: F401
-from saim_mm.models.orders import ORDER_TYPES
+from saim_mm.models.orders import named_orders
 from saim_mm.models.utils import gather_tokens, segment_masks
 from saim_mm.testing import dense_mask_predictions
 from tests.conftest import tiny_saim_cfg
 
 IMG = (12, 16)  # 3 x 4 patches of 4 x 4
 # every registered order; segments of 1 x 4 patches (whole rows of the 3 x 4 grid, in random order)
-ORDERS = {name: name for name in ORDER_TYPES}
+ORDERS = {name: name for name in named_orders()}
 ORDERS['random_segments'] = dict(type='RandomSegmentOrder', segment=(1, 4))
 
 

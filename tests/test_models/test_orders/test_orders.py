@@ -4,15 +4,37 @@ import torch
 from mmpretrain.registry import MODELS
 
 import saim_mm  # noqa: F401
-from saim_mm.models.orders import ORDER_TYPES
+from saim_mm.models.orders import BaseGenerationOrder, named_orders
 from saim_mm.models.utils import check_order
 
 
 def build(name: str, grid=(4, 6), **kwargs):
-    return MODELS.build(dict(type=ORDER_TYPES[name], grid=grid, **kwargs))
+    return MODELS.build(dict(type=named_orders()[name], grid=grid, **kwargs))
 
 
-@pytest.mark.parametrize('name', sorted(ORDER_TYPES))
+def test_the_names_are_the_order_classes_own():
+    names = named_orders()
+    assert sorted(names) == ['centre_out', 'checkerboard', 'fixed_random', 'random_segments', 'raster', 'spiral',
+                             'stochastic']
+    assert all(cls.name == name and issubclass(cls, BaseGenerationOrder) for name, cls in names.items())
+    assert MODELS.get('StochasticOrder') is names['stochastic']
+
+
+def test_two_orders_with_one_name_are_an_error():
+
+    @MODELS.register_module()
+    class AnotherRasterOrder(BaseGenerationOrder):
+        name = 'raster'
+
+    try:
+        with pytest.raises(ValueError, match="RasterOrder and AnotherRasterOrder are both named 'raster'"):
+            named_orders()
+    finally:
+        MODELS.module_dict.pop('AnotherRasterOrder')
+    assert named_orders()['raster'].__name__ == 'RasterOrder'
+
+
+@pytest.mark.parametrize('name', sorted(named_orders()))
 @pytest.mark.parametrize('grid', [(4, 6), (6, 4), (2, 2)])
 def test_every_order_draws_a_batch_of_permutations(name, grid):
     torch.manual_seed(0)
@@ -51,7 +73,7 @@ def test_fixed_random_order_is_drawn_once_and_kept_in_the_checkpoint():
     assert list(a.state_dict()) == ['order']
     b.load_state_dict(a.state_dict())
     assert torch.equal(a(2), b(2))
-    assert not any(build(name).state_dict() for name in ORDER_TYPES if name != 'fixed_random')
+    assert not any(build(name).state_dict() for name in named_orders() if name != 'fixed_random')
 
 
 def test_random_segments_are_tiles_in_random_order():

@@ -1,11 +1,12 @@
-"""SAIMTransformerLayer: every attention pattern against an independent computation, in float64."""
+"""SAIMTransformerLayer and SAIMAttention: every attention pattern against an independent computation, in
+float64; the attention chosen by class."""
 import pytest
 import torch
 import torch.nn.functional as F
 from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
 
 import saim_mm  # noqa: F401
-from saim_mm.models.utils import SAIMTransformerLayer
+from saim_mm.models.utils import SAIMAttention, SAIMTransformerLayer
 
 C, HEADS = 16, 2
 
@@ -54,7 +55,7 @@ def test_causal_self_attention_sees_only_earlier_tokens():
     ours, _ = layers(1)
     x = torch.randn(2, 6, C, dtype=torch.float64)
     allowed = torch.ones(6, 6, dtype=torch.bool).tril()
-    torch.testing.assert_close(ours(x, causal=True), reference(ours, x, allowed=allowed)[0], rtol=1e-12,
+    torch.testing.assert_close(ours(x, is_causal=True), reference(ours, x, allowed=allowed)[0], rtol=1e-12,
                                atol=1e-12)
 
 
@@ -63,47 +64,73 @@ def test_cross_attention_to_a_context_through_the_same_norm(causal):
     ours, _ = layers(2)
     x, ctx = torch.randn(2, 5, C, dtype=torch.float64), torch.randn(2, 5, C, dtype=torch.float64)
     allowed = torch.ones(5, 5, dtype=torch.bool).tril() if causal else None
-    torch.testing.assert_close(ours(x, context=ctx, causal=causal), reference(ours, x, ctx, allowed)[0],
+    torch.testing.assert_close(ours(x, context=ctx, is_causal=causal), reference(ours, x, ctx, allowed)[0],
                                rtol=1e-12, atol=1e-12)
 
 
+def test_a_mask_limits_what_each_query_sees():
+    ours, _ = layers(7)
+    x, ctx = torch.randn(2, 5, C, dtype=torch.float64), torch.randn(2, 6, C, dtype=torch.float64)
+    allowed = torch.rand(5, 6, generator=torch.Generator().manual_seed(0)) < 0.6
+    allowed[:, 0] = True  # every query sees at least one key
+    torch.testing.assert_close(ours(x, context=ctx, attn_mask=allowed), reference(ours, x, ctx, allowed)[0],
+                               rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match='causal attention takes no additional mask'):
+        ours(x, attn_mask=torch.ones(5, 5, dtype=torch.bool), is_causal=True)
+
+
 @pytest.mark.parametrize('causal', [False, True])
-def test_attention_weights_on_request_leave_the_output_unchanged(causal):
+def test_the_attention_module_keeps_its_weights_on_request_with_the_same_output(causal):
     ours, _ = layers(3)
     x = torch.randn(2, 6, C, dtype=torch.float64)
-    out, weights = ours(x, causal=causal, return_attention=True)
+    plain = ours(x, is_causal=causal)
+    assert ours.attn.weights is None
+    ours.attn.keep_weights = True
+    out = ours(x, is_causal=causal)
+    weights = ours.attn.weights
     allowed = torch.ones(6, 6, dtype=torch.bool).tril() if causal else None
     ref_out, ref_weights = reference(ours, x, allowed=allowed)
-    torch.testing.assert_close(out, ours(x, causal=causal), rtol=1e-12, atol=1e-12)  # eager = SDPA
+    torch.testing.assert_close(out, plain, rtol=1e-12, atol=1e-12)  # eager = SDPA
     torch.testing.assert_close(out, ref_out, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(weights, ref_weights, rtol=1e-12, atol=1e-12)
     assert weights.shape == (2, HEADS, 6, 6)
 
 
-def test_relative_position_bias_needs_the_grid_and_is_added_to_the_patch_logits():
-    ours, _ = layers(4)
-    ours.add_rel_pos_bias((2, 3))
-    with torch.no_grad():
-        ours.rel_pos_bias.table.normal_()
-    x = torch.randn(1, 1 + 6, C, dtype=torch.float64)  # a cls token and a 2 x 3 grid
-    with pytest.raises(ValueError, match=r'need the patch grid hw=\(H, W\)'):
-        ours(x)
-    table = ours.rel_pos_bias.table  # (heads, 3, 5): offsets dy in -1..1, dx in -2..2
-    bias = torch.zeros(HEADS, 7, 7, dtype=torch.float64)  # the cls row and column get none
-    for i in range(6):
-        for j in range(6):
-            bias[:, 1 + i, 1 + j] = table[:, i // 3 - j // 3 + 1, i % 3 - j % 3 + 2]
-    torch.testing.assert_close(ours(x, hw=(2, 3), num_extra_tokens=1), reference(ours, x, bias=bias)[0],
-                               rtol=1e-12, atol=1e-12)
+class ScaledAttention(SAIMAttention):
+    """A test attention class: SAIMAttention with a learned output gain (a parameter of its own)."""
+
+    def __init__(self, *args, gain: float = 1.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.gain = torch.nn.Parameter(torch.full((1, ), gain))
+
+    def forward(self, x, context=None, attn_mask=None, is_causal=False):
+        return self.gain * super().forward(x, context=context, attn_mask=attn_mask, is_causal=is_causal)
 
 
-def test_window_attention_refuses_what_has_no_window():
-    ours, _ = layers(5)
-    x = torch.randn(1, 4, C, dtype=torch.float64)
-    with pytest.raises(ValueError, match='window attention is self-attention over a patch grid'):
-        ours(x, hw=(2, 2), window=2, causal=True)
-    with pytest.raises(ValueError, match='need the patch grid'):
-        ours(x, window=2)
+def test_the_attention_is_chosen_by_class_and_leaves_the_seeded_weights_alone():
+    torch.manual_seed(0)
+    plain = SAIMTransformerLayer(embed_dims=C, num_heads=HEADS, feedforward_channels=2 * C)
+    after_plain = torch.rand(1)
+    torch.manual_seed(0)
+    scaled = SAIMTransformerLayer(embed_dims=C, num_heads=HEADS, feedforward_channels=2 * C,
+                                  attn_cfg=dict(type=ScaledAttention, gain=2.0))
+    assert torch.equal(torch.rand(1), after_plain)  # the same random stream after either class
+    assert type(plain.attn) is SAIMAttention and type(scaled.attn) is ScaledAttention
+    shared = plain.state_dict()
+    assert list(scaled.state_dict()) == list(shared)[:2] + ['attn.gain'] + list(shared)[2:]
+    assert all(torch.equal(scaled.state_dict()[k], v) for k, v in shared.items())
+    x = torch.randn(2, 4, C)
+    attn_plain = plain.attn(plain.ln1(x))
+    torch.testing.assert_close(scaled.attn(scaled.ln1(x)), 2 * attn_plain)
+
+
+def test_an_attention_that_is_not_registered_or_not_a_saim_attention_is_refused():
+    with pytest.raises(KeyError, match="attn_cfg type 'NoSuchAttention' is not a registered attention"):
+        SAIMTransformerLayer(embed_dims=C, num_heads=HEADS, feedforward_channels=2 * C,
+                             attn_cfg=dict(type='NoSuchAttention'))
+    with pytest.raises(TypeError, match='must be a subclass of SAIMAttention'):
+        SAIMTransformerLayer(embed_dims=C, num_heads=HEADS, feedforward_channels=2 * C,
+                             attn_cfg=dict(type=torch.nn.Identity))
 
 
 @pytest.mark.parametrize('cross', [False, True])
@@ -122,7 +149,7 @@ def test_activation_checkpointing_gives_the_same_gradients_and_keeps_less(cross)
             return t
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = layer(x, context=ctx, causal=True)
+            out = layer(x, context=ctx, is_causal=True)
         inputs = [x] + ([ctx] if cross else [])
         grads = torch.autograd.grad((out**2).sum(), inputs + list(layer.parameters()))
         return out, grads, sum(saved)

@@ -1,0 +1,60 @@
+"""What a target is: the contract between ``SAIM`` and its head.
+
+``SAIM`` asks its head for three things (and nothing else):
+
+- ``target_channels`` (int): D, the width of one patch's target; the decoder predicts D values a patch;
+- ``patch_size`` (int): p, which must equal the encoder's;
+- ``loss(pred, images, order)``: the scalar loss of predictions ``pred`` (B, K, D), row t predicting patch
+  ``order[:, t]`` of ``images`` (B, C, H, W).
+
+A new target subclasses :class:`BaseTargetHead` and writes :meth:`construct_target` (the per-patch target
+of the images, in raster order) and :meth:`criterion` (the penalty between predictions and targets); the
+base class gathers the targets into the order in one place. See docs/extending.md.
+"""
+from abc import ABCMeta, abstractmethod
+from typing import Optional
+
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from ..utils import gather_tokens
+
+
+class BaseTargetHead(BaseModule, metaclass=ABCMeta):
+    """Base class of the target heads of ``SAIM``.
+
+    Args:
+        patch_size (int): Patch size p (the encoder's).
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self, patch_size: int, init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.patch_size = patch_size
+
+    @property
+    @abstractmethod
+    def target_channels(self) -> int:
+        """D, the width of one patch's target."""
+
+    @abstractmethod
+    def construct_target(self, images: Tensor) -> Tensor:
+        """The target of every patch of ``images`` (B, C, H, W): (B, N, D), patches in raster order."""
+
+    @abstractmethod
+    def criterion(self, pred: Tensor, target: Tensor) -> Tensor:
+        """The loss (a scalar) between predictions (B, K, D) and their targets (B, K, D)."""
+
+    def loss(self, pred: Tensor, images: Tensor, order: Optional[Tensor] = None) -> Tensor:
+        """The loss of ``pred`` (B, K, D) against the targets of ``images`` (B, C, H, W).
+
+        Row t of ``pred`` is compared with the target of patch ``order[:, t]`` (``order`` (B, K), raster
+        patch indices); without ``order``, with the target of raster patch t (K = N).
+        """
+        target = self.construct_target(images)
+        if order is not None:
+            target = gather_tokens(target, order)
+        if pred.shape != target.shape:
+            raise ValueError(f'{type(self).__name__}: predictions of shape {tuple(pred.shape)} for targets of '
+                             f'shape {tuple(target.shape)} (B, K, target_channels={self.target_channels}).')
+        return self.criterion(pred, target)
