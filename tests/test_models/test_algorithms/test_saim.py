@@ -65,3 +65,16 @@ def test_depth0_needs_a_fixed_order():
             MODELS.build(tiny_saim_cfg(dec_depth=0, order=order))
     for order in ('raster', 'spiral', 'centre_out', 'checkerboard', 'fixed_random'):
         build_tiny_saim(dec_depth=0, order=order).loss(torch.randn(1, 3, 16, 16))
+
+
+@pytest.mark.parametrize('part,cfg,base', [
+    ('head', dict(type='MAEPretrainHead', patch_size=4, loss=dict(type='PixelReconstructionLoss', criterion='L2')),
+     'BaseTargetHead'),
+    ('neck', dict(type='MAEPretrainDecoder', num_patches=16, patch_size=4, embed_dim=32, decoder_embed_dim=32,
+                  decoder_depth=1, decoder_num_heads=2), 'BaseDecoder'),
+])
+def test_a_part_without_the_contract_is_refused(part, cfg, base):
+    bad = tiny_saim_cfg()
+    bad[part] = cfg
+    with pytest.raises(TypeError, match=f'SAIM {part} must be a {base} '):
+        MODELS.build(bad)

@@ -101,3 +101,22 @@ def test_bad_kernel_size_is_refused(kernel_size):
 def test_bad_sigma_is_refused(sigma):
     with pytest.raises(ValueError, match='sigma must be a positive number'):
         GaussianPixelLoss(kernel_size=3, sigma=sigma)
+
+
+@pytest.mark.parametrize('norm_pix', [True, False])
+def test_target_normalisation_is_mmpretrains_and_the_loss_gathers_the_order(norm_pix):
+    """Without smoothing the target is MAEPretrainHead's; ``loss`` compares row t with patch ``order[:, t]``."""
+    from mmpretrain.models.heads import MAEPretrainHead
+    head = GaussianPixelLoss(patch_size=4, kernel_size=None, norm_pix=norm_pix)
+    mae = MAEPretrainHead(loss=dict(type='PixelReconstructionLoss', criterion='L2'), norm_pix=norm_pix,
+                          patch_size=4)
+    img = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    target = head.construct_target(img)
+    assert torch.equal(target, mae.construct_target(img))
+    order = torch.tensor([[5, 0, 9], [15, 3, 3]])
+    pred = torch.randn(2, 3, 48, dtype=torch.float64)
+    picked = torch.stack([target[b, order[b]] for b in range(2)])
+    torch.testing.assert_close(head.loss(pred, img, order), ((pred - picked)**2).mean(), rtol=1e-12, atol=0)
+    assert torch.equal(head.loss(target, img), torch.zeros((), dtype=torch.float64))  # raster without order
+    with pytest.raises(ValueError, match=r'predictions of shape \(2, 3, 47\) for targets of shape \(2, 3, 48\)'):
+        head.loss(pred[..., :47], img, order)
