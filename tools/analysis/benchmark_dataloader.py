@@ -13,7 +13,6 @@ the dataset is replaced by an unlabelled folder dataset over --data-root. The fi
 (worker start-up) is not timed.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import statistics
@@ -98,9 +97,8 @@ def main() -> None:
     for r in rows:
         print(f"{r['workers']} | {r['images_per_s']:.1f} | {r['per_worker']:.1f} | {r['images']}")
     if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(dict(config=args.config, results=rows), f, indent=2)
+        from saim_mm.analysis import write_results
+        write_results(args.out, dict(config=args.config, results=rows))
 
 
 if __name__ == '__main__':

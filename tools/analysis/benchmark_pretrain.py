@@ -8,16 +8,18 @@ Two paths compute the same function with the same weights:
   additive -inf masks of shape (B, 1, N+1, N+1) and eager softmax attention
   (``saim_mm.testing.dense_mask``).
 
-Each step is a full training step (forward, backward, AdamW step). Each case runs in a fresh process, so
-that peak memory is its own: on a GPU ``torch.cuda.max_memory_allocated``; on the CPU the peak resident
-set size during the timed steps minus the resident size before them (``--cpu-memory step``: minus the
-resident size after the warm-up, i.e. what a step adds to the weights and optimiser states). Before timing,
-the two paths' losses are compared on the same images and order.
+Each step is a full training step (forward, backward, AdamW step), timed in a fresh process so that
+peak memory is its own (``saim_mm.analysis.cost``: on a GPU ``torch.cuda.max_memory_allocated``; on the
+CPU the peak resident set size from before the warm-up, or with ``--cpu-memory step`` from after it,
+minus the resident size there). Before timing, the two paths' losses are compared on the same images and
+order.
 
-FLOPs are counted from the architecture (matrix products only, multiply-add = 2 FLOPs; attention counted
-as the full (N+1)^2 score and value products, i.e. without a causal discount, so both paths are measured
-against the same work; a training step = 3 x the forward FLOPs). MFU = achieved FLOP/s over the device
-peak (``--peak-tflops``, or a known value for H100/H200 bf16).
+FLOPs per image are counted by torch's ``FlopCounterMode`` over the production path's forward and
+backward pass (``saim_mm.analysis.cost.training_flops_per_image``: multiply-add = 2 FLOPs, attention
+counted as full squares without a causal discount, recomputation of ``--with-cp`` not counted), and both
+paths are measured against that same work. MFU = achieved FLOP/s over the device peak (``--peak-tflops``,
+or a known value for H100/H200 bf16). ``--out`` writes the figures with the command, machine, versions and
+UTC date.
 
 Examples::
 
@@ -30,25 +32,22 @@ Examples::
 """
 import argparse
 import json
-import multiprocessing as mp
-import os
-import os.path as osp
-import resource
-import statistics
 import sys
-import time
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List
 
 import torch
+
+from saim_mm.analysis import machine, write_results
+from saim_mm.analysis.cost import run_isolated, time_training_step, training_flops_per_image
 
 PATHS = ('production', 'authors')
 # bf16 dense tensor-core peak (TFLOP/s) by device name; override with --peak-tflops
 KNOWN_PEAK_TFLOPS = {'H100': 989.4, 'H200': 989.4, 'A100': 312.0}
 
 
-def build_model(arch: str, img_size: int, patch_size: int = 16, with_cp: bool = False):
+def build_model(arch: str, img_size: int, patch_size: int = 16, with_cp: bool = False, init: bool = True):
     """SAIM with the paper's decoder (depth = encoder depth, MLP head, k9 sigma1, norm-pix L2); ``with_cp``:
-    activation checkpointing of both streams."""
+    activation checkpointing of both streams; ``init``: run its initialisation."""
     import saim_mm  # noqa: F401
     from mmengine.logging import MMLogger
     from mmpretrain.models import VisionTransformer
@@ -63,31 +62,20 @@ def build_model(arch: str, img_size: int, patch_size: int = 16, with_cp: bool = 
         init_cfg=[dict(type='Xavier', layer='Linear', distribution='uniform'),
                   dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0)])
     model = MODELS.build(cfg)
-    model.init_weights()
+    if init:
+        model.init_weights()
     return model
 
 
 def step_flops(arch: str, img_size: int, patch_size: int = 16) -> float:
-    """FLOPs of one training step per image (3 x forward; see the module docstring)."""
-    from mmpretrain.models import VisionTransformer
-    s = VisionTransformer.arch_zoo[arch]
-    C, M, F = s['embed_dims'], s['num_layers'], s['feedforward_channels']
-    N = (img_size // patch_size)**2
-    L = N + 1
-    embed = 2 * N * (3 * patch_size**2) * C
-    encoder = M * (2 * L * C * 3 * C + 2 * 2 * L * L * C + 2 * L * C * C + 2 * 2 * L * C * F)
-    # decoder: q from N queries, k/v from N context tokens, N x N attention, out-proj, MLP
-    decoder = M * (2 * N * C * C + 2 * N * C * 2 * C + 2 * 2 * N * N * C + 2 * N * C * C + 2 * 2 * N * C * F)
-    head = 2 * N * (C * 4 * C + 4 * C * 3 * patch_size**2)
-    return 3.0 * (embed + encoder + decoder + head)
+    """FLOPs of one training image (forward + backward of the production path), counted by FlopCounterMode."""
+    return training_flops_per_image(lambda: build_model(arch, img_size, patch_size, init=False).train(),
+                                    lambda model, x: model.loss(x)['loss'], (3, img_size, img_size))
 
 
-def make_step(model, path: str, x: torch.Tensor, dtype: str, device: str):
-    """A closure running one training step of ``path``."""
+def loss_closure(model, path: str, x: torch.Tensor):
+    """A closure computing the loss of ``path`` on ``x``."""
     from saim_mm.testing import dense_mask_predictions
-    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
-                              betas=(0.9, 0.95), weight_decay=0.05)
-    amp = dtype == 'bf16'
 
     def loss_fn():
         if path == 'production':
@@ -95,14 +83,7 @@ def make_step(model, path: str, x: torch.Tensor, dtype: str, device: str):
         order = model.sample_order(x.shape[0], x.device)
         return model.head.loss(dense_mask_predictions(model, x, order), x)  # raster targets
 
-    def step():
-        optim.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=amp):
-            loss = loss_fn()
-        loss.backward()
-        optim.step()
-
-    return step
+    return loss_fn
 
 
 def check_same_loss(arch: str, img_size: int, batch: int, dtype: str, device: str) -> Dict[str, float]:
@@ -123,23 +104,6 @@ def check_same_loss(arch: str, img_size: int, batch: int, dtype: str, device: st
     return dict(loss_production=fast, loss_authors=dense, loss_rel_diff=rel)
 
 
-def proc_status_kib(key: str) -> int:
-    with open('/proc/self/status') as f:
-        return int(next(line.split()[1] for line in f if line.startswith(key + ':')))
-
-
-def reset_cpu_peak() -> int:
-    """Return freed memory to the OS and restart the peak resident set (Linux ``clear_refs``) at the current
-    one; returns the current resident set (bytes)."""
-    import ctypes
-    import gc
-    gc.collect()
-    ctypes.CDLL('libc.so.6').malloc_trim(0)
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')
-    return proc_status_kib('VmRSS') * 1024
-
-
 def run_case(case: dict) -> dict:
     """Time one (arch, size, dtype, batch, path) case; meant to run in a fresh process."""
     device = case['device']
@@ -150,59 +114,15 @@ def run_case(case: dict) -> dict:
     if case['compile'] and case['path'] == 'production':
         model.loss = torch.compile(model.loss)
     x = torch.randn(case['batch'], 3, case['img_size'], case['img_size'], device=device)
-    step = make_step(model, case['path'], x, case['dtype'], device)
-    sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
-    # memory is measured from here: weights, inputs and the optimiser's lazily created state count in
-    step_only = device == 'cpu' and case.get('cpu_memory') == 'step'
-    if device == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
-    elif not step_only:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    for _ in range(case['warmup']):
-        step()
-    sync()
-    if step_only:  # from the steady state after the warm-up: weights and optimiser states exist
-        base = reset_cpu_peak()
-    times = []
-    for _ in range(case['repeats']):
-        sync()
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    if device == 'cuda':
-        peak = torch.cuda.max_memory_allocated()
-    elif step_only:
-        peak = proc_status_kib('VmHWM') * 1024
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    median = statistics.median(times)
-    result = dict(case, step_s=median, step_s_all=times, images_per_s=case['batch'] / median,
-                  peak_mem_mib=(peak - base) / 2**20 if device == 'cpu' else peak / 2**20)
-    flops = step_flops(case['arch'], case['img_size']) * case['batch']
-    result['tflops_per_s'] = flops / median / 1e12
+    # on a GPU memory is counted from before the warm-up (weights and optimiser states count in); on the CPU
+    # as --cpu-memory says
+    memory_from = case.get('cpu_memory', 'run') if device == 'cpu' else 'run'
+    timed = time_training_step(model, loss_closure(model, case['path'], x), device, case['warmup'],
+                               case['repeats'], memory_from, torch.bfloat16 if case['dtype'] == 'bf16' else None)
+    result = dict(case, **timed, images_per_s=case['batch'] / timed['step_s'])
+    result['tflops_per_s'] = case['flops_per_image'] * case['batch'] / timed['step_s'] / 1e12
     if case.get('peak_tflops'):
         result['mfu'] = result['tflops_per_s'] / case['peak_tflops']
-    return result
-
-
-def _child(case: dict, queue, target) -> None:
-    try:
-        queue.put(target(case))
-    except BaseException as e:  # report, don't hang the parent
-        queue.put(dict(case, error=f'{type(e).__name__}: {e}'))
-
-
-def run_isolated(case: dict, target: Optional[Callable[[dict], dict]] = None) -> dict:
-    """``target(case)`` (default :func:`run_case`) in a fresh process, so that its peak memory is its own."""
-    ctx = mp.get_context('spawn')
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(case, queue, target or run_case))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    if 'error' in result:
-        raise RuntimeError(f'case {case}: {result["error"]}')
     return result
 
 
@@ -261,9 +181,7 @@ def main() -> None:
                        if len(args.batch_size) == 1 else args.batch_size))
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda but no GPU is visible')
-    env = dict(device=args.device, torch=torch.__version__, threads=args.threads or torch.get_num_threads(),
-               gpu=torch.cuda.get_device_name() if args.device == 'cuda' else None,
-               cpu=os.uname().machine, cpu_count=os.cpu_count())
+    env = dict(device=args.device, threads=args.threads or torch.get_num_threads(), **machine(args.device))
     print('environment:', json.dumps(env))
     rows, checks = [], []
     for arch in args.arch:
@@ -275,13 +193,14 @@ def main() -> None:
                       f'authors {check["loss_authors"]:.6f} (rel diff {check["loss_rel_diff"]:.1e})',
                       flush=True)
                 group = {}
+                flops = step_flops(arch, img)
                 for path in args.paths:
                     case = dict(arch=arch, img_size=img, dtype=dtype, batch=batches[img], path=path,
                                 device=args.device, threads=args.threads, warmup=args.warmup,
                                 repeats=args.repeats, compile=args.compile, with_cp=args.with_cp,
-                                cpu_memory=args.cpu_memory,
+                                cpu_memory=args.cpu_memory, flops_per_image=flops,
                                 peak_tflops=peak_tflops(args))
-                    group[path] = run_isolated(case)
+                    group[path] = run_isolated(run_case, case)
                     print(f"  {path}: {group[path]['images_per_s']:.2f} img/s, "
                           f"peak {group[path]['peak_mem_mib']:.0f} MiB", flush=True)
                 ref = group.get('authors')
@@ -292,9 +211,7 @@ def main() -> None:
     print()
     print_table(rows)
     if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(dict(environment=env, loss_checks=checks, results=rows), f, indent=2)
+        write_results(args.out, dict(environment=env, loss_checks=checks, results=rows), args.device)
         print(f'\nwrote {args.out}')
 
 

@@ -6,10 +6,9 @@ decoder: the floor of any SAIM, since the encoder must see every patch) and mmpr
 (``mmpretrain::_base_/models/mae_vit-base-p16.py`` unchanged: mask ratio 0.75, 512-wide 8-block decoder).
 
 Each row is a full training step (forward, backward, AdamW step) on the same random images, timed in a
-fresh process so that its peak memory is its own (CPU: the peak resident set size during the timed steps
-minus the size before them; GPU: ``max_memory_allocated``). FLOPs are counted from the built model's sizes
-(matrix products only, multiply-add = 2 FLOPs, attention scores and values counted in full without a
-causal discount, a training step = 3 x forward).
+fresh process so that its peak memory is its own, and its FLOPs per image are counted by torch's
+``FlopCounterMode`` over forward and backward (all by ``saim_mm.analysis.cost``). ``--out`` writes the
+figures with the command, machine, versions and UTC date.
 
     python tools/analysis/benchmark_variants.py --configs configs/saim/variants/partial_1_2.py \\
         configs/saim/variants/partial_1_6.py configs/saim/variants/narrow_512x8.py \\
@@ -17,16 +16,13 @@ causal discount, a training step = 3 x forward).
         --batch-size 4 --threads 2 --out work_dirs/cost.json
 """
 import argparse
-import json
-import os
 import os.path as osp
-import resource
-import statistics
-import time
-from typing import List, Optional
+from typing import List
 
 import torch
-from benchmark_pretrain import run_isolated  # the sibling tool (this folder is on sys.path when run)
+
+from saim_mm.analysis import write_results
+from saim_mm.analysis.cost import run_isolated, time_training_step, training_flops_per_image
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PAPER = 'configs/saim/vitb_800e.py'
@@ -34,8 +30,8 @@ MAE = 'mmpretrain::_base_/models/mae_vit-base-p16.py'
 FLOOR = 'content stream alone'
 
 
-def build(row: str, arch: str, img_size: int):
-    """The model of a row, initialised, in training mode."""
+def build(row: str, arch: str, img_size: int, init: bool = True):
+    """The model of a row in training mode; ``init``: run its initialisation."""
     import saim_mm  # noqa: F401
     from mmengine.config import Config
     from mmengine.logging import MMLogger
@@ -47,7 +43,8 @@ def build(row: str, arch: str, img_size: int):
     cfg.backbone.arch = arch
     cfg.backbone.img_size = img_size
     model = MODELS.build(cfg)
-    model.init_weights()
+    if init:
+        model.init_weights()
     return model.train()
 
 
@@ -58,63 +55,17 @@ def loss_of(model, row: str, x: torch.Tensor) -> torch.Tensor:
     return model.loss(x, [])['loss'] if row == MAE else model.loss(x)['loss']
 
 
-def forward_flops(model, row: str) -> float:
-    """Matrix-product FLOPs of one image's forward pass."""
-
-    def block(queries: int, keys: int, C: int, F: int, kv_dims: Optional[int] = None) -> float:
-        kv = kv_dims or C
-        return 2 * (queries * C * C + keys * kv * 2 * C + 2 * queries * keys * C + queries * C * C +
-                    2 * queries * C * F)
-
-    b = model.backbone
-    C, F, M = b.embed_dims, b.arch_settings['feedforward_channels'], b.num_layers
-    p = b.patch_embed.projection.kernel_size[0]
-    N = b.patch_resolution[0] * b.patch_resolution[1]
-    embed = 2 * N * 3 * p * p * C
-    if row == MAE:
-        L = int(N * (1 - b.mask_ratio)) + 1
-        d = model.neck
-        Cd = d.decoder_embed.out_features
-        Fd = d.decoder_blocks[0].ffn.feedforward_channels
-        decoder = 2 * (N + 1) * C * Cd + len(d.decoder_blocks) * block(N + 1, N + 1, Cd, Fd)
-        return embed + M * block(L, L, C, F) + decoder + 2 * (N + 1) * Cd * d.decoder_pred.out_features
-    encoder = M * block(N + 1, N + 1, C, F)
-    if row == FLOOR:
-        return embed + encoder
-    d = model.neck
-    K = d.num_predictions(N)
-    if d.num_layers == 0:
-        decoder = 0.0
-    else:
-        layer = d.layers[0] if d.layers is not None else b.layers[0]
-        Cd, Fd = d.embed_dims, layer.ffn.feedforward_channels
-        proj = 2 * N * C * Cd if d.narrow else 0  # the context projection of a narrow decoder
-        decoder = d.num_layers * (block(K, N, Cd, Fd) + proj)
-    head = d.predictor
-    head_flops = sum(2 * K * m.in_features * m.out_features for m in head.modules() if isinstance(m, torch.nn.Linear))
-    return embed + encoder + decoder + head_flops
-
-
 def run_case(case: dict) -> dict:
-    """Time one row; meant to run in a fresh process."""
+    """Count and time one row; meant to run in a fresh process."""
     torch.set_num_threads(case['threads'])
+    row, arch, size = case['row'], case['arch'], case['img_size']
+    flops = training_flops_per_image(lambda: build(row, arch, size, init=False), lambda m, x: loss_of(m, row, x),
+                                     (3, size, size))
     torch.manual_seed(0)
-    model = build(case['row'], case['arch'], case['img_size'])
-    x = torch.randn(case['batch'], 3, case['img_size'], case['img_size'])
-    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.95))
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    times = []
-    for i in range(case['warmup'] + case['repeats']):
-        t0 = time.perf_counter()
-        optim.zero_grad(set_to_none=True)
-        loss_of(model, case['row'], x).backward()
-        optim.step()
-        if i >= case['warmup']:
-            times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    step = statistics.median(times)
-    return dict(case, step_s=step, step_s_all=times, peak_mem_mib=(peak - base) / 2**20,
-                gflops_per_image=3 * forward_flops(model, case['row']) / 1e9)
+    model = build(row, arch, size)
+    x = torch.randn(case['batch'], 3, size, size)
+    timed = time_training_step(model, lambda: loss_of(model, row, x), 'cpu', case['warmup'], case['repeats'])
+    return dict(case, **timed, gflops_per_image=flops / 1e9)
 
 
 def print_table(rows: List[dict]) -> None:
@@ -148,16 +99,14 @@ def main() -> None:
     for row in rows:
         case = dict(row=row, arch=args.arch, img_size=args.img_size, batch=args.batch_size, threads=args.threads,
                     warmup=args.warmup, repeats=args.repeats)
-        results.append(run_isolated(case, run_case))
+        results.append(run_isolated(run_case, case))
         r = results[-1]
         print(f"{row}: {r['step_s']:.2f} s/step, peak {r['peak_mem_mib']:.0f} MiB, "
               f"{r['gflops_per_image']:.1f} GFLOPs/image", flush=True)
     print()
     print_table(results)
     if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(dict(threads=args.threads, torch=torch.__version__, results=results), f, indent=2)
+        write_results(args.out, dict(threads=args.threads, results=results))
         print(f'\nwrote {args.out}')
 
 

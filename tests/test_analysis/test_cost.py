@@ -1,0 +1,96 @@
+"""saim_mm.analysis.cost: FLOPs by FlopCounterMode against written-out counts, peak memory, step time and
+the fresh-process isolation."""
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from saim_mm.analysis.cost import (PeakMemory, count_flops, run_isolated, time_training_step,
+                                   training_flops_per_image)
+from saim_mm.analysis.memory_plan import load_config, step_flops
+from tests.conftest import REPO
+
+VITB = os.path.join(REPO, 'configs/saim/vitb_800e.py')
+
+
+def vit_saim_step_flops(C: int = 768, M: int = 12, F: int = 3072, img: int = 224, p: int = 16) -> float:
+    """ViT-B/16 SAIM (decoder as deep as the encoder, MLP predictor) written out: matrix products only,
+    multiply-add = 2 FLOPs, attention as full squares, a training step = 3 x the forward."""
+    N = (img // p)**2
+    L = N + 1
+    embed = 2 * N * (3 * p * p) * C
+    encoder = M * (2 * L * C * 3 * C + 2 * 2 * L * L * C + 2 * L * C * C + 2 * 2 * L * C * F)
+    decoder = M * (2 * N * C * C + 2 * N * C * 2 * C + 2 * 2 * N * N * C + 2 * N * C * C + 2 * 2 * N * C * F)
+    head = 2 * N * (C * 4 * C + 4 * C * 3 * p * p)
+    return 3.0 * (embed + encoder + decoder + head)
+
+
+def test_linear_layers_count_as_written_out():
+    """Two Linear layers, input without gradient: forward 2·B·(i·h + h·o); backward: both weight gradients
+    and the input gradient of the second layer only."""
+    i, h, o, batch = 8, 16, 4, 5
+    flops = training_flops_per_image(lambda: nn.Sequential(nn.Linear(i, h), nn.Linear(h, o)),
+                                     lambda m, x: m(x.flatten(1)).sum(), (1, 2, 4), batch=batch)
+    assert flops == 2 * (i * h + h * o) + 2 * (i * h + h * o) + 2 * h * o
+
+
+def test_cpu_attention_is_counted_as_full_squares():
+    q = k = v = torch.randn(2, 3, 10, 8)
+    causal = count_flops(lambda: nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))
+    assert causal == 2 * (2 * 2 * 3 * 10 * 10 * 8)  # scores and values, no causal discount
+
+
+def test_vit_b_saim_step_flops_agree_with_the_architecture():
+    counted = step_flops(load_config(VITB), with_cp=False)
+    assert counted == pytest.approx(vit_saim_step_flops(), rel=0.01)
+    # ViT-B/16 encoder forward is the well-known 17.6 GMACs; SAIM adds a decoder of about that size
+    assert 3 * 2 * 34e9 < counted < 3 * 2 * 37e9
+    # with checkpointing the forward of every block runs again in the backward pass (up to the last tensor
+    # the backward needs: torch stops the recomputation there)
+    recomputed = step_flops(load_config(VITB), with_cp=True)
+    assert 1.15 * counted < recomputed < 1.34 * counted
+
+
+def test_cpu_peak_memory_counts_what_the_steps_add():
+    meter = PeakMemory('cpu')
+    meter.reset()
+    block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+    assert 63 < meter.peak_mib() < 64 + 32
+    del block
+    meter.reset()
+    assert meter.peak_mib() < 16
+
+
+def test_time_training_step_trains_and_times():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    x = torch.randn(8, 4)
+    before = model.weight.detach().clone()
+    out = time_training_step(model, lambda: model(x).pow(2).mean(), warmup=1, repeats=3, memory_from='step')
+    assert len(out['step_s_all']) == 3 and out['step_s'] == sorted(out['step_s_all'])[1]
+    assert out['peak_mem_mib'] >= 0 and not torch.equal(model.weight, before)
+    with pytest.raises(ValueError, match="memory_from must be one of \\('run', 'step'\\), got 'all'"):
+        time_training_step(model, lambda: model(x).sum(), memory_from='all')
+
+
+def allocate(case: dict) -> dict:
+    block = torch.ones(case['mib'] * 2**20 // 4)
+    return dict(case, pid=os.getpid(), total=float(block.sum()))
+
+
+def fail(case: dict) -> dict:
+    raise KeyError(f"no such row {case['row']!r}")
+
+
+def die(case: dict) -> dict:
+    os._exit(3)
+
+
+def test_run_isolated_runs_in_a_fresh_process_and_reports_errors():
+    out = run_isolated(allocate, dict(mib=8))
+    assert out['pid'] != os.getpid() and out['total'] == 2 * 2**20
+    with pytest.raises(RuntimeError, match="KeyError: \"no such row 'x'\""):
+        run_isolated(fail, dict(row='x'))
+    with pytest.raises(RuntimeError, match='child process died \\(exit code 3\\)'):
+        run_isolated(die, dict(row='y'))
