@@ -7,8 +7,10 @@ import argparse
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 
+from saim_mm.checkpoint import checkpoint_safe_globals
 from saim_mm.utils import build_runner
 from saim_mm.utils.data_roots import TEST_LOADERS
 
@@ -47,7 +49,10 @@ def main() -> None:
         cfg.test_evaluator = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) \
             else [cfg.test_evaluator]
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
-    build_runner(cfg, TEST_LOADERS).test()
+    # mmengine reads resume / load_from files with torch.load's weights-only default; its own checkpoints also
+    # hold HistoryBuffer and numpy objects, allowed for this run only (import saim_mm registers nothing)
+    with torch.serialization.safe_globals(checkpoint_safe_globals()):
+        build_runner(cfg, TEST_LOADERS).test()
 
 
 if __name__ == '__main__':

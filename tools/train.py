@@ -7,8 +7,10 @@ import argparse
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 
+from saim_mm.checkpoint import checkpoint_safe_globals
 from saim_mm.utils import build_runner
 from saim_mm.utils.data_roots import TRAIN_LOADERS
 
@@ -72,7 +74,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
-    build_runner(cfg, TRAIN_LOADERS).train()
+    # mmengine reads resume / load_from files with torch.load's weights-only default; its own checkpoints also
+    # hold HistoryBuffer and numpy objects, allowed for this run only (import saim_mm registers nothing)
+    with torch.serialization.safe_globals(checkpoint_safe_globals()):
+        build_runner(cfg, TRAIN_LOADERS).train()
 
 
 if __name__ == '__main__':

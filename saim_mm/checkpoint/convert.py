@@ -1,0 +1,249 @@
+"""Renaming between the ViT layouts saim_mm reads, with reports; shapes are checked against built models.
+
+saim_mm / mmpretrain: ``patch_embed.projection``, ``cls_token``, ``pos_embed``, ``layers.N.{ln1, attn.qkv,
+attn.proj, ln2, ffn.layers.0.0, ffn.layers.1}``, final norm ``ln1``; a SAIM adds ``neck.*`` (decoder). timm:
+``patch_embed.proj``, ``blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}``, ``norm``, ``head``.
+The authors' release (qiy20/SAIM) uses timm's names with separate ``attn.q/k/v``; its pre-training model adds
+``query_blocks.N.*``, a decoder ``norm``, ``prediction_head`` and ``gaussian_blur.weight`` and has no final
+encoder norm; its fine-tuned models have ``norm`` as the final norm and a ``head``. Tensors are renamed
+(q, k, v concatenated), never changed otherwise; every result is compared with an mmpretrain
+``VisionTransformer`` built on the meta device from the architecture the weights imply.
+"""
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import torch
+from mmpretrain.models import VisionTransformer
+
+from .errors import ConversionError
+from .io import StateDict, strip_prefix
+
+TOP = {'cls_token': 'cls_token', 'pos_embed': 'pos_embed', 'patch_embed.proj.weight': 'patch_embed.projection.weight',
+       'patch_embed.proj.bias': 'patch_embed.projection.bias', 'norm.weight': 'ln1.weight', 'norm.bias': 'ln1.bias'}
+BLOCK = {'norm1': 'ln1', 'attn.qkv': 'attn.qkv', 'attn.proj': 'attn.proj', 'norm2': 'ln2', 'mlp.fc1': 'ffn.layers.0.0',
+         'mlp.fc2': 'ffn.layers.1'}
+AUTHORS = 'authors\' SAIM checkpoint'
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion did besides renaming: ``dropped`` (key, shape) pairs, ``added`` (key, reason) pairs,
+    the checkpoint's ``other_entries`` that are not weights, and the ``arch`` read from the weights."""
+    dropped: List[Tuple[str, tuple]] = field(default_factory=list)
+    added: List[Tuple[str, str]] = field(default_factory=list)
+    other_entries: List[str] = field(default_factory=list)
+    arch: dict = field(default_factory=dict)
+
+    def lines(self) -> List[str]:
+        """Human-readable summary, one line per fact."""
+        out = [f'architecture: {self.arch}'] if self.arch else []
+        if self.other_entries:
+            out.append(f'dropped checkpoint entries: {", ".join(self.other_entries)}')
+        for top in dict.fromkeys(k.split('.')[0] for k, _ in self.dropped):
+            group = [f'{k} {list(s)}' for k, s in self.dropped if k.split('.')[0] == top]
+            out.append(f'dropped {len(group)} tensor(s) under {top!r}: {", ".join(group[:3])}'
+                       f'{", ..." if len(group) > 3 else ""}')
+        return out + [f'added {key}: {why}' for key, why in self.added]
+
+
+def require_keys(state_dict: Mapping, keys: List[str], what: str) -> None:
+    """Raise :class:`ConversionError` naming the ``keys`` that ``state_dict`` lacks, if any."""
+    missing = [k for k in keys if k not in state_dict]
+    if missing:
+        raise ConversionError(f'{what}: missing keys {missing}; the file has e.g. {sorted(state_dict)[:8]}. Is it '
+                              'the right kind of checkpoint?')
+
+
+def num_blocks(state_dict: Mapping, prefix: str) -> int:
+    """Number of blocks ``{prefix}N.*`` (the highest ``N`` plus one; 0 if there are none)."""
+    found = [int(m[1]) for m in (re.match(re.escape(prefix) + r'(\d+)\.', k) for k in state_dict) if m]
+    return max(found) + 1 if found else 0
+
+
+def check_state_dict(state_dict: Mapping, expected: Mapping[str, Optional[tuple]], what: str,
+                     optional=()) -> None:
+    """Raise :class:`ConversionError`, naming missing (not in ``optional``) and unexpected keys and shape
+    mismatches, unless ``state_dict`` has the keys and shapes of ``expected`` (a None shape: any)."""
+    problems = {'missing keys': [f'{k} {list(s or ())}' for k, s in expected.items()
+                                 if k not in state_dict and k not in optional],
+                'unexpected keys': [f'{k} {list(v.shape)}' for k, v in state_dict.items() if k not in expected],
+                'shape mismatches': [f'{k}: got {list(v.shape)}, expected {list(expected[k])}'
+                                     for k, v in state_dict.items()
+                                     if expected.get(k) is not None and tuple(v.shape) != tuple(expected[k])]}
+    parts = [f'{name}: ' + ', '.join(items[:12]) + (f' ... ({len(items)} in all)' if len(items) > 12 else '')
+             for name, items in problems.items() if items]
+    if parts:
+        raise ConversionError('\n  '.join([f'{what} does not fit:'] + parts))
+
+
+def check_fits_model(model: torch.nn.Module, state_dict: Mapping, what: str = 'state dict') -> None:
+    """Raise :class:`ConversionError` unless ``state_dict`` has exactly the keys and shapes of ``model``."""
+    check_state_dict(state_dict, {k: tuple(v.shape) for k, v in model.state_dict().items()}, what)
+
+
+def vit_arch(encoder: Mapping, what: str = 'encoder') -> dict:
+    """The architecture of an mmpretrain-layout ViT state dict (no prefix)."""
+    require_keys(encoder, ['cls_token', 'pos_embed', 'patch_embed.projection.weight', 'layers.0.ffn.layers.0.0.weight'],
+                 what)
+    w = encoder['patch_embed.projection.weight']
+    return dict(embed_dims=w.shape[0], depth=num_blocks(encoder, 'layers.'), patch_size=w.shape[-1],
+                hidden=encoder['layers.0.ffn.layers.0.0.weight'].shape[0], in_channels=w.shape[1],
+                num_tokens=encoder['pos_embed'].shape[1])
+
+
+def check_vit(encoder: Mapping, what: str, final_norm: Optional[bool] = None) -> Dict[str, tuple]:
+    """Compare ``encoder`` with the mmpretrain ViT its weights imply (built on the meta device); returns the
+    ViT's keys and shapes, and raises :class:`ConversionError` naming what does not fit."""
+    a = vit_arch(encoder, what)
+    with torch.device('meta'):  # (1, N) patches: any token count; num_heads does not change any shape
+        vit = VisionTransformer(dict(embed_dims=a['embed_dims'], num_layers=a['depth'], num_heads=1,
+                                     feedforward_channels=a['hidden']), img_size=(1, a['num_tokens'] - 1),
+                                patch_size=1, in_channels=a['in_channels'], out_type='raw',
+                                final_norm='ln1.weight' in encoder if final_norm is None else final_norm)
+    shapes = {k: tuple(v.shape) for k, v in vit.state_dict().items()}
+    shapes['patch_embed.projection.weight'] = shapes['patch_embed.projection.weight'][:2] + (a['patch_size'], ) * 2
+    check_state_dict(encoder, shapes, what)
+    return shapes
+
+
+def _rename(state_dict: Mapping, top: dict, block: dict, src: str, dst: str, what: str) -> StateDict:
+    """Keys renamed by ``top`` and, in blocks ``{src}.N.``, by ``block``; a key neither knows is an error."""
+    out, unknown = {}, []
+    for key, value in state_dict.items():
+        m = re.fullmatch(rf'{src}\.(\d+)\.(.+)\.(weight|bias)', key)
+        name = top.get(key) or (m and m[2] in block and f'{dst}.{m[1]}.{block[m[2]]}.{m[3]}')
+        out[name or key] = value
+        if not name:
+            unknown.append(f'{key} {list(value.shape)}')
+    if unknown:
+        raise ConversionError(f'{what} does not fit the plain ViT layout: unexpected {unknown[:12]}.')
+    return out
+
+
+def timm_to_mm(state_dict: Mapping) -> Tuple[StateDict, ConversionReport]:
+    """timm ``VisionTransformer`` (cls token, qkv bias) -> mmpretrain-layout encoder (no prefix); the
+    classifier ``head.*`` is reported as dropped, any other key a plain ViT lacks is an error."""
+    report = ConversionReport(dropped=sorted((k, tuple(v.shape)) for k, v in state_dict.items() if k.startswith('head.')))
+    encoder = _rename({k: v for k, v in state_dict.items() if not k.startswith('head.')}, TOP, BLOCK, 'blocks',
+                      'layers', 'timm ViT state dict')
+    check_vit(encoder, 'converted timm ViT')
+    report.arch = vit_arch(encoder)
+    return encoder, report
+
+
+def mm_to_timm(encoder: Mapping) -> StateDict:
+    """mmpretrain-layout encoder (no prefix, final norm ``ln1``) -> timm ``VisionTransformer`` names."""
+    check_vit(encoder, 'saim_mm encoder (with final norm ln1)', final_norm=True)
+    return _rename(encoder, {v: k for k, v in TOP.items()}, {v: k for k, v in BLOCK.items()}, 'layers', 'blocks',
+                   'saim_mm encoder')
+
+
+def extract_backbone(state_dict: Mapping, prefix: str = 'backbone.') -> Tuple[StateDict, ConversionReport]:
+    """The encoder of a saim_mm checkpoint (``SAIM`` or classifier), keys still under ``prefix``; the rest
+    (decoder, head) is reported as dropped. Raises :class:`ConversionError` for an incomplete ViT."""
+    backbone = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    if not backbone:
+        raise ConversionError(f'no keys under {prefix!r} (top-level names: {sorted({k.split(".")[0] for k in state_dict})}'
+                              '); expected a saim_mm checkpoint (SAIM pre-training or a classifier).')
+    check_vit(backbone, f'{prefix[:-1]} encoder')
+    report = ConversionReport(dropped=[(k, tuple(v.shape)) for k, v in state_dict.items() if not k.startswith(prefix)],
+                              arch=vit_arch(backbone))
+    return {prefix + k: v for k, v in backbone.items()}, report
+
+
+def _fuse_qkv(state_dict: Mapping) -> StateDict:
+    """The authors' separate ``attn.q/k/v`` concatenated into timm's ``attn.qkv`` (their other names are timm's)."""
+    out = {}
+    for key, value in strip_prefix(state_dict, 'module.').items():
+        m = re.fullmatch(r'(.*\.attn\.)([qkv])\.(weight|bias)', key)
+        if not m:
+            out[key] = value
+        elif m[2] == 'q':
+            parts = [f'{m[1]}{n}.{m[3]}' for n in 'qkv']
+            require_keys(state_dict, parts, AUTHORS)
+            out[f'{m[1]}qkv.{m[3]}'] = torch.cat([state_dict[p] for p in parts])
+    return out
+
+
+def official_encoder_to_mm(state_dict: Mapping) -> Tuple[StateDict, ConversionReport]:
+    """The authors' fine-tuned or probed ViT (``norm`` = final norm, ``head.*`` dropped) -> ``backbone.*``."""
+    if num_blocks(state_dict, 'query_blocks.'):
+        raise ConversionError('authors\' checkpoint has query_blocks.N.* (a pre-training model): read it with '
+                              'official_saim_to_mm.')
+    encoder, report = timm_to_mm(_fuse_qkv(state_dict))
+    return {'backbone.' + k: v for k, v in encoder.items()}, report
+
+
+def gaussian_from_kernel(kernel: torch.Tensor) -> Tuple[int, float]:
+    """Kernel size and sigma of a (C, 1, k, k) Gaussian kernel such as the authors' ``gaussian_blur.weight``."""
+    k, c = kernel.shape[-1], kernel.shape[-1] // 2
+    if k < 3:
+        return k, float('nan')
+    return k, math.sqrt(-1.0 / (2.0 * math.log(float(kernel[0, 0, c, c + 1] / kernel[0, 0, c, c]))))
+
+
+def official_saim_to_mm(state_dict: Mapping, query_depth: Optional[int] = None) -> Tuple[StateDict, ConversionReport]:
+    """The authors' SAIM pre-training model (``SaimViT``) -> a complete saim_mm ``SAIM`` state dict.
+
+    Args:
+        state_dict (dict): their ``checkpoint['model']`` (``module.`` prefix allowed).
+        query_depth (int, optional): decoder depth of a model whose decoder shares the encoder's weights (its
+            file lists every block again under ``query_blocks``); defaults to the encoder depth.
+
+    Returns:
+        tuple: ``backbone.*`` / ``neck.*`` weights (the final encoder norm added as the identity) and a report
+        whose ``arch`` gives the model config (:func:`saim_model_cfg`; the heads count is not in the weights).
+    """
+    sd = _fuse_qkv(state_dict)
+    require_keys(sd, ['norm.weight', 'norm.bias'], AUTHORS)
+    depth, num_query = num_blocks(sd, 'blocks.'), num_blocks(sd, 'query_blocks.')
+    if not num_query:
+        raise ConversionError('authors\' SAIM checkpoint has no query_blocks.N.* (decoder) keys.')
+    query = {k[len('query_'):]: sd.pop(k) for k in list(sd) if k.startswith('query_blocks.')}
+    shared = num_query == depth and all(k in sd and torch.equal(v, sd[k]) for k, v in query.items())
+    report = ConversionReport()
+    kernel = sd.pop('gaussian_blur.weight', None)  # a fixed buffer; saim_mm's head computes it from k and sigma
+    decoder = {'neck.ln.' + k[5:]: sd.pop(k) for k in ('norm.weight', 'norm.bias')}
+    decoder.update({'neck.predictor.' + k[16:]: sd.pop(k) for k in list(sd) if k.startswith('prediction_head.')})
+    leftover = [f'{k} {list(v.shape)}' for k, v in sd.items() if not (k in TOP or k.startswith('blocks.'))]
+    if leftover:
+        raise ConversionError(f'{AUTHORS} has unexpected keys: {", ".join(leftover[:12])}')
+    encoder = _rename(sd, TOP, BLOCK, 'blocks', 'layers', AUTHORS)
+    like = encoder.get('cls_token', torch.zeros(1, 1, 0))
+    C, dtype = like.shape[-1], like.dtype  # their encoder has no final norm: the identity
+    encoder['ln1.weight'], encoder['ln1.bias'] = torch.ones(C, dtype=dtype), torch.zeros(C, dtype=dtype)
+    report.added = [(f'backbone.ln1.{p}', f'{v} (final encoder norm; not in their pre-training model)')
+                    for p, v in (('weight', 'ones'), ('bias', 'zeros'))]
+    shapes = check_vit(encoder, f'converted {AUTHORS}')
+    dec_depth = (query_depth or depth) if shared else num_query
+    if depth % dec_depth:
+        raise ConversionError(f'a decoder of {dec_depth} blocks does not divide the encoder depth {depth}.')
+    if shared:
+        report.dropped += [('query_' + k, tuple(v.shape)) for k, v in query.items()]
+    else:
+        layers = {'neck.' + k: v for k, v in _rename(query, {}, BLOCK, 'blocks', 'layers', AUTHORS).items()}
+        check_state_dict(layers, {f'neck.layers.{j}.{k[9:]}': s for k, s in shapes.items() if k.startswith('layers.0.')
+                                  for j in range(dec_depth)}, f'converted {AUTHORS} (decoder)')
+        decoder.update(layers)
+    arch = dict(vit_arch(encoder), query_depth=dec_depth, share_encoder_weights=shared, kernel_size=None, sigma=None,
+                predictor='mlp' if 'neck.predictor.fc1.weight' in decoder else 'linear')
+    if kernel is not None:
+        arch['kernel_size'], arch['sigma'] = gaussian_from_kernel(kernel)
+        report.dropped.append(('gaussian_blur.weight', tuple(kernel.shape)))
+    report.arch = arch
+    return {**{'backbone.' + k: v for k, v in encoder.items()}, **decoder}, report
+
+
+def saim_model_cfg(arch: dict, num_heads: int) -> dict:
+    """``model`` overrides, as they are, for a config inheriting ``configs/_base_/models/saim_vit-base-p16.py``
+    (``arch``: the report of :func:`official_saim_to_mm`; the decoder's sizes default to the encoder's)."""
+    p, side = arch['patch_size'], int(round(math.sqrt(arch['num_tokens'] - 1)))
+    encoder = dict(_delete_=True, embed_dims=arch['embed_dims'], num_layers=arch['depth'], num_heads=num_heads,
+                   feedforward_channels=arch['hidden'])
+    return dict(backbone=dict(arch=encoder, img_size=side * p, patch_size=p),
+                neck=dict(num_layers=arch['query_depth'], share_encoder_weights=arch['share_encoder_weights'],
+                          predictor=arch['predictor']),
+                head=dict(patch_size=p, kernel_size=arch['kernel_size'],
+                          sigma=None if arch['sigma'] is None else round(arch['sigma'], 6)))

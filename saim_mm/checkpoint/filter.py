@@ -1,0 +1,142 @@
+"""One ``checkpoint_filter_fn(state_dict, model)``, in timm's manner, run where weights go into a saim_mm model.
+
+The layouts it reads, recognised by their keys in this order (``module.`` of DistributedDataParallel and a
+``state_dict`` / ``model`` / ``module`` entry of a checkpoint dict are unwrapped first): saim_mm ``SAIM``,
+a ViT under ``backbone.``, an mmpretrain ViT without prefix, the authors' release, timm. The model's own
+``state_dict()`` decides what it takes: a model with ``backbone.*`` keys (``SAIM``) everything, a ViT its
+encoder. ``SAIMViT`` (and ``SAIMDenseViT``) and ``SAIM`` register :func:`add_checkpoint_filter`, so
+``model.load_state_dict``, mmengine's ``load_checkpoint`` (``load_from``, ``mmpretrain.get_model(...,
+pretrained=PATH)``) and :func:`load_pretrained` (``init_cfg=dict(type='Pretrained')`` of a ViT) convert;
+nothing changes for any other model.
+"""
+import argparse
+import re
+from typing import Mapping, Optional, Tuple
+
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import load_state_dict
+from torch import Tensor, nn
+
+from .convert import (ConversionReport, check_state_dict, num_blocks, official_encoder_to_mm, official_saim_to_mm,
+                      timm_to_mm)
+from .errors import ConversionError
+from .io import CONTAINER_KEYS, StateDict, load_checkpoint_file, load_state_dict_file, strip_prefix
+
+LAYOUTS = (  # (name, description, keys that identify it; one ending in '.' stands for any key under it)
+    ('saim_mm', 'saim_mm SAIM checkpoint (encoder backbone.*, decoder neck.*)',
+     ('backbone.patch_embed.projection.weight', 'neck.predictor.')),
+    ('backbone', 'saim_mm / mmpretrain ViT encoder under backbone.*', ('backbone.patch_embed.projection.weight', )),
+    ('encoder', 'mmpretrain ViT encoder without prefix', ('patch_embed.projection.weight', 'layers.0.')),
+    ('authors', "the authors' SAIM release (qiy20/SAIM)", ('blocks.0.attn.q.weight', )),
+    ('timm', 'timm VisionTransformer', ('patch_embed.proj.weight', 'blocks.0.attn.qkv.weight')),
+)
+
+
+def detect_layout(state_dict: Mapping, what: str = 'state dict') -> Tuple[str, str]:
+    """``(name, description)`` of the first of :data:`LAYOUTS` whose keys ``state_dict`` has.
+
+    Raises:
+        ConversionError: it fits none; the message lists every layout with its keys, and the file's keys.
+    """
+    for name, description, signature in LAYOUTS:
+        if all(any(k.startswith(s) for k in state_dict) if s.endswith('.') else s in state_dict for s in signature):
+            return name, description
+    tried = '; '.join(f'{n} = {d} (keys {", ".join(s + "*" if s.endswith(".") else s for s in sig)})'
+                      for n, d, sig in LAYOUTS)
+    raise ConversionError(f'{what} fits none of the checkpoint layouts saim_mm reads: {tried}. It has '
+                          f'{len(state_dict)} keys, e.g. {sorted(state_dict)[:6]}.')
+
+
+def _to_saim_mm(sd: StateDict, layout: str) -> Tuple[StateDict, ConversionReport]:
+    """``sd`` in ``layout`` -> saim_mm's: ``backbone.*`` and, where the file has a decoder, ``neck.*``."""
+    if layout == 'authors':
+        return official_saim_to_mm(sd) if num_blocks(sd, 'query_blocks.') else official_encoder_to_mm(sd)
+    encoder, report = timm_to_mm(sd) if layout == 'timm' else (sd, ConversionReport())
+    return ({'backbone.' + k: v for k, v in encoder.items()}, report) if layout in ('timm', 'encoder') else (sd, report)
+
+
+def _generic(key: str) -> str:
+    return re.sub(r'(?<=\.)\d+(?=\.)|^\d+(?=\.)', '*', key)
+
+
+def checkpoint_filter_fn(state_dict: Mapping, model: nn.Module, source: str = 'state dict') -> StateDict:
+    """``state_dict`` in any of :data:`LAYOUTS` -> the layout of ``model``, checked against ``model``.
+
+    A converted state dict must not have keys or shapes ``model`` lacks (``pos_embed``: any shape, mmpretrain's
+    ViT resizes it when loading), and must fill what it covers: a missing key is an error unless no block has
+    its name (e.g. ``SAIMDenseViT``'s relative position biases) or, for a ``SAIM``, the file has nothing of
+    its part (the decoder of an encoder-only file). Logs one line: layout found, what was dropped or added.
+
+    Raises:
+        ConversionError: the file fits no layout, or has a layout's keys but does not fit ``model``.
+    """
+    entry = next((k for k in CONTAINER_KEYS if isinstance(state_dict.get(k), Mapping)), None)
+    weights = state_dict[entry] if entry else state_dict
+    sd = strip_prefix({k: v for k, v in weights.items() if isinstance(v, Tensor)}, 'module.')
+    others = [k for k in state_dict if k != entry] if entry else [k for k, v in weights.items()
+                                                                 if not isinstance(v, Tensor)]
+    own = {k: (None if k.endswith('pos_embed') else tuple(v.shape)) for k, v in model.state_dict().items()}
+    whole = any(k.startswith('backbone.') for k in own)
+    name, description = detect_layout(sd, source)
+    native = name in (('saim_mm', 'backbone') if whole else ('encoder', ))
+    report = ConversionReport()
+    if not native:
+        try:
+            sd, report = _to_saim_mm(sd, name)
+            if not whole:
+                report.dropped += [(k, tuple(v.shape)) for k, v in sd.items() if not k.startswith('backbone.')]
+                sd = {k[9:]: v for k, v in sd.items() if k.startswith('backbone.')}
+            covered = {_generic(k) for k in sd} | {k.split('.')[0] if whole else '' for k in sd}
+            check_state_dict(sd, own, f'converted for {type(model).__name__}', optional=[
+                k for k in own if _generic(k) not in covered and ('*' in _generic(k) or
+                                                                  (k.split('.')[0] if whole else '') not in covered)])
+        except ConversionError as err:
+            raise ConversionError(f'{source} has the keys of layout {name} ({description}) but does not fit it: '
+                                  f'{err}') from None
+    report.other_entries = others
+    facts = '; '.join(line for line in report.lines() if not line.startswith('architecture:')) or 'renamed only'
+    print_log(f'{source}: layout {name} ({description}), ' + ('loaded as it is' if native else
+                                                              f"converted to this model's layout: {facts}"),
+              logger='current')
+    return sd
+
+
+def _filter_pre_hook(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+    """Load-state-dict pre-hook: the keys under ``prefix`` through :func:`checkpoint_filter_fn`, in place,
+    unless they are all the module's own (nothing to convert)."""
+    keys = [k for k in state_dict if k.startswith(prefix)]
+    own = module.state_dict().keys()
+    if not keys or all(k[len(prefix):] in own for k in keys):
+        return
+    sub = {k[len(prefix):]: state_dict.pop(k) for k in keys}
+    converted = checkpoint_filter_fn(sub, module, f'{type(module).__name__} state dict')
+    state_dict.update({prefix + k: v for k, v in converted.items()})
+
+
+def add_checkpoint_filter(module: nn.Module) -> None:
+    """Run :func:`checkpoint_filter_fn` on every state dict loaded into ``module`` (a load pre-hook)."""
+    handle = module.register_load_state_dict_pre_hook(_filter_pre_hook)
+    # first of the module's pre-hooks, so that mmpretrain's (pos_embed resizing) see this model's key names
+    module._load_state_dict_pre_hooks.move_to_end(handle.id, last=False)
+
+
+def load_pretrained(model: nn.Module, filename: str, prefix: Optional[str] = None) -> None:
+    """``init_cfg=dict(type='Pretrained', checkpoint=filename, prefix=prefix)`` for a local file, in timm's
+    manner: read weights-only (``.safetensors`` too), :func:`checkpoint_filter_fn`, then mmengine's
+    ``load_state_dict`` (which logs what is missing). ``prefix`` selects the keys under it only when the
+    whole file fits no layout (a file saim_mm recognises is converted whole, whatever it keeps under
+    ``backbone.``)."""
+    if filename.endswith('.safetensors'):
+        checkpoint = load_state_dict_file(filename)[0]
+    else:  # argparse.Namespace: the ``args`` entry of the authors' checkpoints (plain data)
+        checkpoint = load_checkpoint_file(filename, map_location='cpu', allow=(argparse.Namespace, ))
+    if prefix:
+        entry = next((k for k in CONTAINER_KEYS if isinstance(checkpoint.get(k), Mapping)), None)
+        weights = checkpoint[entry] if entry else checkpoint
+        sub = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+        try:
+            detect_layout(strip_prefix(weights, 'module.'))
+        except ConversionError:
+            checkpoint = sub or checkpoint
+    state_dict = checkpoint_filter_fn(checkpoint, model, f'Checkpoint {filename}')
+    load_state_dict(model, state_dict, strict=False, logger='current')
