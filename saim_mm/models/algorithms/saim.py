@@ -7,6 +7,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
+from ...checkpoint import add_checkpoint_filter
 from ..heads import BaseTargetHead
 from ..necks import BaseDecoder
 from ..orders import BaseGenerationOrder, named_orders
@@ -89,6 +90,7 @@ class SAIM(BaseSelfSupervisor):
         self.backbone.pos_embed.requires_grad_(False)
         if self.backbone.final_norm:
             self.backbone.ln1.requires_grad_(False)
+        add_checkpoint_filter(self)  # state dicts of every layout saim_mm reads load, converted (checkpoint/filter.py)
 
     @staticmethod
     def encoder_defaults(neck: dict, backbone, head) -> dict:

@@ -9,6 +9,7 @@ from mmpretrain.models.utils import build_2d_sincos_position_embedding, to_2tupl
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
+from ...checkpoint import add_checkpoint_filter, load_pretrained
 from ..utils import SAIMTransformerLayer, gather_tokens
 
 # VisionTransformer's defaults, for rebuilding its blocks with the arguments it built them from
@@ -71,6 +72,7 @@ class SAIMViT(VisionTransformer):
             **kwargs)
         self.patch_size = patch_size
         self.layers = self._saim_layers(dict(VIT_DEFAULTS, **kwargs), with_cp)
+        add_checkpoint_filter(self)  # state dicts of every layout saim_mm reads load, converted (checkpoint/filter.py)
         if self.frozen_stages > 0:
             self._freeze_stages()
 
@@ -107,15 +109,27 @@ class SAIMViT(VisionTransformer):
         """Sin-cos position embedding, xavier-uniform patch projection, cls token ~ N(0, 0.02).
 
         With ``init_cfg=dict(type='Pretrained', checkpoint=PATH, prefix='backbone.')`` the encoder is loaded
-        from a SAIM pre-training checkpoint instead (the relative position biases, absent there, stay zero).
+        instead, from a file of any layout saim_mm reads (``checkpoint_filter_fn``; the relative position
+        biases, absent there, stay zero).
         """
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            if not self.init_cfg.get('checkpoint'):
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            if not cfg.get('checkpoint'):
                 raise ValueError(
                     'SAIMViT init_cfg is Pretrained but names no checkpoint: give the SAIM pre-training '
                     'checkpoint, e.g. --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/vitb_800e/'
                     'epoch_800.pth (or set init_cfg=None to start from random weights).')
-            super().init_weights()
+            if '://' in str(cfg['checkpoint']):  # URLs: mmengine's PretrainedInit
+                super().init_weights()
+                return
+            # A local file is read here: mmengine's PretrainedInit takes the keys under ``prefix`` before any
+            # conversion, and a timm or authors' file has none. The sub-modules initialise as they would there.
+            self.init_cfg = None
+            try:
+                super(VisionTransformer, self).init_weights()
+            finally:
+                self.init_cfg = cfg
+            load_pretrained(self, cfg['checkpoint'], cfg.get('prefix'))
             return
         super().init_weights()
         pos_embed = build_2d_sincos_position_embedding(
