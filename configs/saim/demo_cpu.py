@@ -1,5 +1,5 @@
 # CPU demo: SAIM pre-training of a tiny ViT (4 blocks, width 96, 4x4 patches on 32x32 crops) on the
-# synthetic images of tools/misc/make_demo_data.py. About 35 s on 2 cores:
+# synthetic images of tools/misc/make_demo_data.py (timings: docs/benchmarks.md):
 #   python tools/misc/make_demo_data.py data/demo && python tools/train.py configs/saim/demo_cpu.py
 # Everything else (decoder design, Gaussian target, optimiser, weight-decay rules, logging) is the paper's
 # recipe inherited from vitb_800e.py.
@@ -30,8 +30,8 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=32,
     num_workers=1,
-    # kept for speed (35 s instead of 47 s): the demo starts afresh (resume=False). For an exact resume,
-    # train with --no-persistent-workers (see README, Reliability).
+    # kept for speed (no worker start per epoch): the demo starts afresh (resume=False). For an exact
+    # resume, train with --no-persistent-workers (docs/reliability.md).
     persistent_workers=True,
     pin_memory=False,
     dataset=dict(

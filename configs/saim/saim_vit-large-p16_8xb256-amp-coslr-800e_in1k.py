@@ -3,7 +3,7 @@
 # - a 24-block decoder (= encoder depth) of the encoder's width;
 # - bf16 autocast (AmpOptimWrapper dtype='bfloat16'; fp16 for GPUs without bf16: dtype=None);
 # - activation checkpointing of both streams (with_cp): 256 images per GPU then fit 80 GB
-#   (tools/analysis/plan_memory.py; README "Scaling up").
+#   (tools/analysis/plan_memory.py; docs/scaling.md).
 #   tools/dist_train.sh configs/saim/saim_vit-large-p16_8xb256-amp-coslr-800e_in1k.py 8
 _base_ = ['./vitb_800e.py']
 

@@ -1,5 +1,5 @@
 # SAIM ViT-B/16, 800 epochs, with the authors' released recipe (qiy20/SAIM) where it differs from the paper
-# (README, "Paper vs the authors' release"); vitb_800e.py is the paper's. Same model, data, schedule and
+# (docs/recipes.md, "The authors' release"); vitb_800e.py is the paper's. Same model, data, schedule and
 # total batch (2048: 8 GPUs x 256 here; theirs is 32 GPUs x 64, the same optimisation). Their warm-up
 # starts from lr 0 instead of 1e-4 x lr: --cfg-options param_scheduler.0.start_factor=0.
 #   tools/dist_train.sh configs/saim/vitb_800e_release.py 8

@@ -1,21 +1,29 @@
 """Attention maps of the last encoder block of a SAIM checkpoint (the paper's Fig. 2).
 
-For each image, one PNG row: the input, the cls token's attention over the patches averaged over heads,
-then each head's map (brighter = more attention). The encoder runs as in transfer: no masks, no order.
+For each image, one PNG row of labelled panels: the input ("input"), the cls token's attention over the
+patches averaged over heads ("mean attention"), then each head's map ("head 1" ... "head k"); brighter =
+more attention. The encoder runs as in transfer: no masks, no order.
 
     python tools/visualization/vis_attention.py CONFIG CHECKPOINT IMAGE [IMAGE ...] --out-dir DIR
 
 CONFIG may also be a model name of saim_mm's index (``mmpretrain.list_models('*saim*')``); CHECKPOINT may
-be in any layout saim_mm reads (saim_mm, the authors' release; see README, "Using a SAIM model").
+be in any layout saim_mm reads (docs/checkpoints.md).
 """
 import argparse
 import os
 import os.path as osp
+from typing import List
 
 from mmpretrain.apis import init_model
 
 from saim_mm.apis import attention_maps, load_image
+from saim_mm.checkpoint import load_pretrained
 from saim_mm.visualization import heatmap, tile_row, to_uint8
+
+
+def panel_labels(num_heads: int) -> List[str]:
+    """The caption of every panel of a row: input, mean attention, head 1 ... head k."""
+    return ['input', 'mean attention'] + [f'head {k + 1}' for k in range(num_heads)]
 
 
 def main() -> None:
@@ -27,7 +35,10 @@ def main() -> None:
     parser.add_argument('--tile', type=int, default=224, help='side of each panel in pixels')
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args()
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    # Weights through saim_mm's weights-only loader, which converts any layout it reads (docs/checkpoints.md).
+    model = init_model(args.config, None, device=args.device)
+    load_pretrained(model, args.checkpoint)
+    model.eval()
     os.makedirs(args.out_dir, exist_ok=True)
     h, w = model.backbone.patch_resolution
     for path in args.images:
@@ -37,8 +48,9 @@ def main() -> None:
         size = tuple(x.shape[-2:])
         panels = [to_uint8(x[0], model), heatmap(maps.mean(0), size)] + [heatmap(m, size) for m in maps]
         out = osp.join(args.out_dir, osp.splitext(osp.basename(path))[0] + '_attention.png')
-        tile_row(panels, args.tile).save(out)
-        print(f'{out}: input, mean over {len(maps)} heads, each head')
+        labels = panel_labels(len(maps))
+        tile_row(panels, args.tile, labels).save(out)
+        print(f'{out}: ' + ', '.join(labels))
 
 
 if __name__ == '__main__':

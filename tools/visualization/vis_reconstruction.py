@@ -1,12 +1,15 @@
 """SAIM reconstructions (the paper's Fig. 3) and patch-by-patch completion, as PNG files.
 
-``--mode reconstruct`` (default): one row per image: the input, the Gaussian-smoothed target, and the
-prediction of every patch given the true patches before it in a random generation order (one forward
-pass). Norm-pix predictions are shown with the true patch mean/std, as MAE's visualisation does.
+``--mode reconstruct`` (default): one row of labelled panels per image: the input ("input"), the
+Gaussian-smoothed target ("smoothed target"), the prediction of every patch given the true patches before
+it in a random generation order, in one forward pass ("prediction"), and that order ("order": each patch
+coloured by its step, dark = early). Norm-pix predictions are shown with the true patch mean/std, as MAE's
+visualisation does.
 
-``--mode complete``: the input, what the model is given (``--keep`` = top rows, left columns or a random
-set of patches; the rest grey), and the image generated patch by patch: each missing patch is predicted
-from everything before it (including earlier predictions) in ``--order`` (raster or random).
+``--mode complete``: the input, what the model is given ("given": ``--keep`` = top rows, left columns or a
+random set of patches; the rest grey), and the image generated patch by patch ("completed"): each missing
+patch is predicted from everything before it (including earlier predictions) in ``--order`` (raster or
+random).
 
     python tools/visualization/vis_reconstruction.py CONFIG CHECKPOINT IMAGE [...] --out-dir DIR
     python tools/visualization/vis_reconstruction.py CONFIG CHECKPOINT IMAGE --mode complete \\
@@ -22,7 +25,8 @@ import torch
 from mmpretrain.apis import init_model
 
 from saim_mm.apis import complete, load_image, reconstruct
-from saim_mm.visualization import tile_row, to_uint8
+from saim_mm.checkpoint import load_pretrained
+from saim_mm.visualization import order_map, tile_row, to_uint8
 
 KEEP_MODES = ('top', 'left', 'random')
 
@@ -60,7 +64,10 @@ def main() -> None:
     parser.add_argument('--tile', type=int, default=224)
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args()
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    # Weights through saim_mm's weights-only loader, which converts any layout it reads (docs/checkpoints.md).
+    model = init_model(args.config, None, device=args.device)
+    load_pretrained(model, args.checkpoint)
+    model.eval()
     os.makedirs(args.out_dir, exist_ok=True)
     g = torch.Generator().manual_seed(args.seed)
     grid = model.backbone.patch_resolution
@@ -72,7 +79,8 @@ def main() -> None:
             order = torch.randperm(N, generator=g)[None].to(x.device)
             target, pred = reconstruct(model, x, order)
             panels = [to_uint8(t[0], model) for t in (x, target, pred)]
-            what = 'input, smoothed target, prediction of every patch (random order, teacher forcing)'
+            panels.append(order_map(order[0], grid, tuple(x.shape[-2:])))
+            labels = ['input', 'smoothed target', 'prediction', 'order (dark = early)']
         else:
             keep = keep_mask(args.keep, args.keep_ratio, grid, g).to(x.device)
             missing = (~keep).nonzero().flatten()
@@ -85,11 +93,11 @@ def main() -> None:
                 given[..., r * p:(r + 1) * p, c * p:(c + 1) * p] = 0.0
             done = complete(model, x, keep, missing)
             panels = [to_uint8(t[0], model) for t in (x, given, done)]
-            what = (f'input, given ({args.keep} {args.keep_ratio:g}), completed patch by patch '
-                    f'({args.order} order)')
+            labels = ['input', f'given ({args.keep} {args.keep_ratio:g})',
+                      f'completed ({args.order} order)']
         out = osp.join(args.out_dir, f'{stem}_{args.mode}.png')
-        tile_row(panels, args.tile).save(out)
-        print(f'{out}: {what}')
+        tile_row(panels, args.tile, labels).save(out)
+        print(f'{out}: ' + ', '.join(labels))
 
 
 if __name__ == '__main__':

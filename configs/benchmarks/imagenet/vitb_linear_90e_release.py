@@ -1,5 +1,5 @@
 # Linear probe with the authors' released recipe (qiy20/SAIM) where it differs from vitb_linear_90e.py
-# (MAE's probe, which the paper says it follows; README, "Paper vs the authors' release"): their
+# (MAE's probe, which the paper says it follows; docs/recipes.md, "The authors' release"): their
 # main_linprobe.py uses SGD (momentum 0.9, weight decay 0), and their README's command 32 GPUs x 64 = 2048
 # images with base lr 0.1 per 256 and no warm-up. 8 GPUs x 256 here (the same 2048):
 #   tools/dist_train.sh configs/benchmarks/imagenet/vitb_linear_90e_release.py 8 \
