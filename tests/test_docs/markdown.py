@@ -36,13 +36,24 @@ def code_blocks(text: str, langs: Sequence[str] = SHELL_LANGS) -> List[str]:
 
 
 def section(text: str, title: str) -> str:
-    """The text of the Markdown section ``## title`` (up to the next heading of the same or a higher level)."""
-    m = re.search(rf'^(#+) {re.escape(title)}\s*$', text, re.M)
-    if m is None:
+    """The text of the Markdown section ``## title`` (up to the next heading of the same or a higher level;
+    ``#`` lines inside fenced code blocks are not headings)."""
+    lines = text.splitlines(keepends=True)
+    fenced, start, level, out = False, None, 0, []
+    for line in lines:
+        if line.startswith('```'):
+            fenced = not fenced
+        heading = None if fenced else re.match(r'^(#+) (.+?)\s*$', line)
+        if start is None:
+            if heading and heading.group(2) == title:
+                start, level = True, len(heading.group(1))
+            continue
+        if heading and len(heading.group(1)) <= level:
+            break
+        out.append(line)
+    if start is None:
         raise AssertionError(f'no section "{title}"')
-    level = len(m.group(1))
-    end = re.search(rf'^#{{1,{level}}} ', text[m.end():], re.M)
-    return text[m.end():m.end() + end.start()] if end else text[m.end():]
+    return ''.join(out)
 
 
 def shell_commands(block: str) -> List[str]:
