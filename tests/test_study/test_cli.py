@@ -1,4 +1,5 @@
-"""tools/analysis/small_study.py: rows x seeds x protocols on any class-folder data set, tiny settings."""
+"""tools/analysis/small_study.py over saim_mm.study: rows x seeds x protocols on any class-folder data set, tiny
+settings."""
 import json
 import math
 import os
@@ -10,13 +11,11 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
+from saim_mm.study import PROTOCOLS, ImageFolderError, check_image_folder
+from saim_mm.utils.data_roots import DataRootNotFoundError
 from tests.conftest import REPO
-
-sys.path.insert(0, osp.join(REPO, 'tools/analysis'))
-import small_study  # noqa: E402
 
 TINY = ['--epochs', '1', '--batch-size', '8', '--probe-epochs', '2', '--attentive-epochs', '2', '--knn-k', '3',
         '--jobs', '2']
@@ -68,12 +67,12 @@ def test_image_folder_every_row_seed_and_protocol(tmp_path):
     assert list(printed) == names
     for row in report['rows']:
         assert [r['seed'] for r in row['seeds']] == [0, 1]
-        for key in small_study.PROTOCOLS:
+        for index, key in enumerate(p.key for p in PROTOCOLS):
             values = [r[key] for r in row['seeds']]
             assert all(math.isfinite(v) and 0 <= v <= 100 for v in values), (row['name'], key, values)
             assert row['summary'][key]['mean'] == pytest.approx(statistics.mean(values))
             assert row['summary'][key]['std'] == pytest.approx(statistics.stdev(values))
-            cell = printed[row['name']][1 + list(small_study.PROTOCOLS).index(key)]
+            cell = printed[row['name']][1 + index]
             assert cell == f'{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}'
         if row['pretrained']:
             assert all(len(r['curve']) == 1 and math.isfinite(r['final_loss']) for r in row['seeds'])
@@ -84,6 +83,7 @@ def test_image_folder_every_row_seed_and_protocol(tmp_path):
     dumped = open(osp.join(work, 'MAE', 'seed1', 'pretrain_config.py')).read()
     assert "type='MAE'" in dumped and 'seed=1' in dumped and data in dumped
     assert report['machine']['cpu_count'] == os.cpu_count() and report['seconds'] > 0
+    assert report['command'].startswith('python tools/analysis/small_study.py') and report['versions']['torch']
     for png, size in (('loss_curves.png', (720, 480)), ('protocols.png', (960, 480))):
         with Image.open(osp.join(work, png)) as im:
             assert im.size == size
@@ -122,50 +122,22 @@ def break_folder(root: str, how: str) -> None:
             open(osp.join(root, split, 'empty', 'notes.txt'), 'w').close()
 
 
-@pytest.mark.parametrize('how, message', [
-    ('no val', r'images/val does not exist'),
-    ('other classes', r"class folders of .*/train and .*/val differ: only in train: \[\], only in val: \['wasps'\]"),
-    ('empty class', r'class folder .*/train/empty holds no image'),
+@pytest.mark.parametrize('how, error, message', [
+    ('no val', DataRootNotFoundError, r'images/val does not exist'),
+    ('other classes', ImageFolderError,
+     r"class folders of .*/train and .*/val differ: only in train: \[\], only in val: \['wasps'\]"),
+    ('empty class', ImageFolderError, r'class folder .*/train/empty holds no image'),
 ])
-def test_bad_image_folders_are_named(tmp_path, how, message):
+def test_bad_image_folders_are_named(tmp_path, how, error, message):
     root = str(tmp_path / 'images')
     break_folder(root, how)
-    with pytest.raises(small_study.ImageFolderError, match=message):
-        small_study.check_image_folder(root)
+    with pytest.raises(error, match=message):
+        check_image_folder(root)
 
 
 def test_bad_image_folder_stops_the_tool_with_its_name(tmp_path):
     root = make_folder(str(tmp_path / 'images'), splits=('val', ))
     proc = run_study('--data-root', root, '--work-dir', str(tmp_path / 'study'))
     assert proc.returncode != 0
-    assert f'small_study: {root}/train does not exist' in proc.stderr and 'Traceback' not in proc.stderr
-
-
-def test_schedule_follows_the_epochs():
-    demo = [dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=2, convert_to_iter_based=True),
-            dict(type='CosineAnnealingLR', T_max=28, by_epoch=True, begin=2, end=30, convert_to_iter_based=True)]
-    warm, cos = small_study.fit_schedule(demo, 30, 15, 4)  # half the epochs, 4 iterations each
-    assert (warm['begin'], warm['end'], cos['begin'], cos['end'], cos['T_max']) == (0, 4, 4, 60, 56)
-    assert not warm['by_epoch'] and 'convert_to_iter_based' not in cos
-    only = small_study.fit_schedule(demo, 30, 1, 2)  # the warm-up would span no iteration
-    assert [(s['type'], s['begin'], s['end']) for s in only] == [('CosineAnnealingLR', 0, 2)]
-
-
-def test_mae_encoder_is_read_from_its_checkpoint_as_the_unmasked_vit(tmp_path):
-    import saim_mm  # noqa: F401
-    from mmengine.config import Config
-    from mmpretrain.registry import MODELS
-    cfg = Config.fromfile(small_study.MAE)
-    torch.manual_seed(0)
-    mae = MODELS.build(cfg.model)
-    mae.init_weights()
-    path = str(tmp_path / 'mae.pth')
-    torch.save(dict(state_dict=mae.state_dict(), meta=dict(epoch=1)), path)
-    encoder = small_study.build_encoder(cfg, path, seed=1)
-    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
-    cls, mean, patches = small_study.features(encoder, images, batch=2)
-    assert cls.shape == mean.shape == (3, 96) and patches.shape == (3, 64, 96)
-    with torch.no_grad():
-        tokens = mae.eval().extract_feat(mae.data_preprocessor(dict(inputs=images, data_samples=None))['inputs'])[-1]
-    assert torch.allclose(cls, tokens[:, 0], atol=1e-5) and torch.allclose(patches, tokens[:, 1:], atol=1e-5)
-    assert torch.allclose(mean, tokens[:, 1:].mean(1), atol=1e-5)
+    assert f'{root}/train does not exist' in proc.stderr and proc.stderr.startswith('small_study: ')
+    assert 'Traceback' not in proc.stderr

@@ -1,0 +1,30 @@
+"""saim_mm.study.runs: a row's pre-training config follows the study's epochs, sizes and seed."""
+import os.path as osp
+
+import pytest
+
+from saim_mm.study.runs import DEFAULT_ROWS, MAE, fit_schedule, row_config, work_dir_of
+
+
+def test_schedule_follows_the_epochs():
+    demo = [dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=2, convert_to_iter_based=True),
+            dict(type='CosineAnnealingLR', T_max=28, by_epoch=True, begin=2, end=30, convert_to_iter_based=True)]
+    warm, cos = fit_schedule(demo, 30, 15, 4)  # half the epochs, 4 iterations each
+    assert (warm['begin'], warm['end'], cos['begin'], cos['end'], cos['T_max']) == (0, 4, 4, 60, 56)
+    assert not warm['by_epoch'] and 'convert_to_iter_based' not in cos
+    only = fit_schedule(demo, 30, 1, 2)  # the warm-up would span no iteration
+    assert [(s['type'], s['begin'], s['end']) for s in only] == [('CosineAnnealingLR', 0, 2)]
+    with pytest.raises(ValueError, match='epoch-based schedules only'):
+        fit_schedule([dict(type='LinearLR', by_epoch=False, begin=0, end=5)], 30, 15, 4)
+
+
+def test_row_config_sets_data_sizes_epochs_and_seed(tmp_path):
+    row = DEFAULT_ROWS['MAE']
+    cfg = row_config(row, '/data/x', 16, 4, 3, 8, seed=5, num_train=20, work_dir=str(tmp_path / 'w'))
+    assert cfg.model.backbone.img_size == 16 and cfg.model.neck.num_patches == 16 and cfg.model.head.patch_size == 4
+    assert cfg.train_dataloader.dataset.data_root == '/data/x' and cfg.train_dataloader.batch_size == 8
+    assert cfg.train_cfg.max_epochs == 3 and cfg.randomness.seed == 5 and row.config == MAE
+    assert max(s['end'] for s in cfg.param_scheduler) == 3 * 3  # 3 epochs of ceil(20 / 8) iterations
+    raster = row_config(DEFAULT_ROWS['SAIM raster'], '/data/x', 16, 4, 1, 8, 0, 20, str(tmp_path))
+    assert raster.model.order == 'raster'
+    assert work_dir_of('/w', DEFAULT_ROWS['SAIM raster'], 2) == osp.join('/w', 'SAIM_raster', 'seed2')
