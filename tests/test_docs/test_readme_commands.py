@@ -18,7 +18,10 @@ CI_COMMANDS = ('bash tools/setup_env.sh', '.venv/bin/python -m pytest tests')
 OPT = 'model.backbone.init_cfg.checkpoint=$CKPT'
 GPU_ONLY = (
     'tools/dist_train.sh configs/saim/vitb_800e.py 8',
-    'CKPT=work_dirs/vitb_800e/epoch_800.pth',
+    # needs the checkpoint of the ImageNet run above
+    '.venv/bin/python tools/model_converters/saim2backbone.py work_dirs/vitb_800e/epoch_800.pth '
+    'work_dirs/vitb_800e/backbone.pth',
+    'CKPT=work_dirs/vitb_800e/backbone.pth',
     f'tools/dist_train.sh configs/benchmarks/imagenet/vitb_finetune_100e.py 8 --cfg-options {OPT}',
     f'tools/dist_train.sh configs/benchmarks/imagenet/vitb_linear_90e.py 8 --cfg-options {OPT}',
     'tools/dist_test.sh configs/benchmarks/imagenet/vitb_knn.py $CKPT 8',
