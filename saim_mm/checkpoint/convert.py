@@ -155,8 +155,8 @@ def extract_backbone(state_dict: Mapping, prefix: str = 'backbone.') -> Tuple[St
 
 def _fuse_qkv(state_dict: Mapping) -> StateDict:
     """The authors' separate ``attn.q/k/v`` concatenated into timm's ``attn.qkv`` (their other names are timm's)."""
-    out = {}
-    for key, value in strip_prefix(state_dict, 'module.').items():
+    out, state_dict = {}, strip_prefix(state_dict, 'module.')
+    for key, value in state_dict.items():
         m = re.fullmatch(r'(.*\.attn\.)([qkv])\.(weight|bias)', key)
         if not m:
             out[key] = value

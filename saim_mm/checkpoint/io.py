@@ -106,8 +106,9 @@ def load_state_dict_file(path: str, allow_namespace: bool = False) -> Tuple[Stat
     if path.endswith('.safetensors'):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
+        path = require_file(path)
         try:
-            return dict(load_file(require_file(path))), []
+            return dict(load_file(path)), []
         except (SafetensorError, OSError, ValueError) as err:
             raise CheckpointLoadError(f'Cannot load {path}: not a valid .safetensors file ({err}).') from None
     obj = load_checkpoint_file(path, map_location='cpu', allow=(argparse.Namespace, ) if allow_namespace else ())

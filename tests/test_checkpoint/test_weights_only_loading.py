@@ -1,23 +1,29 @@
-"""Checkpoints load with weights_only=True on every path the project uses; bad files give clear errors."""
+"""Checkpoints load weights-only on every path the project uses; bad files give clear errors."""
 import glob
 import io
 import os
 import os.path as osp
 import pickle
 import re
+import runpy
+import sys
 import zipfile
 
 import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer
+from mmengine.config import Config
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
+from mmengine.runner.checkpoint import load_from_local
+from mmpretrain import get_model
 from mmpretrain.registry import MODELS
 from PIL import Image
 
 import saim_mm  # noqa: F401
-from saim_mm.checkpoint import CheckpointLoadError, checkpoint_safe_globals, load_checkpoint_file
-from saim_mm.checkpoint.safe_globals import statistics_method_getattr
+from saim_mm.checkpoint import (CheckpointLoadError, checkpoint_safe_globals, load_checkpoint_file, load_state_dict_file,
+                                statistics_method_getattr)
+from saim_mm.checkpoint import io as checkpoint_io
 from tests.conftest import REPO, build_tiny_saim, demo_train_cfg, tiny_saim_cfg
 
 
@@ -49,30 +55,64 @@ def real_checkpoint(demo_data, tmp_path_factory) -> str:
 
 
 def refused(path: str) -> str:
-    return rf'Refusing to load checkpoint {re.escape(path)}: it references posix.system, which is not on the ' \
-           r'weights-only allow-list'
+    return rf'(?s)Refusing to load checkpoint {re.escape(path)}: it references a type or function that is not on the ' \
+        r'weights-only allow-list .*posix.system'
+
+
+def run_main(script: str, *args) -> None:
+    """``main()`` of a script under tools/ in this process, with ``args`` as its command line."""
+    argv = sys.argv
+    sys.argv = [script, *map(str, args)]
+    try:
+        runpy.run_path(osp.join(REPO, 'tools', script), run_name='__main__')
+    finally:
+        sys.argv = argv
 
 
 def test_malicious_checkpoint_is_refused_on_every_loading_path(evil, monkeypatch, demo_data, tmp_path):
+    """A file whose unpickling would run ``os.system`` is refused, and its marker never created, by:
+
+    - saim_mm's readers (``load_checkpoint_file``, ``load_state_dict_file``), even with
+      ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (they pass ``weights_only=True``);
+    - ``init_cfg=dict(type='Pretrained')`` on ``SAIMViT`` (which reads local files with those readers);
+    - the converter tools (``saim2backbone.py``, ``saim2timm.py``, ``official2saim.py``);
+    - mmengine's loader, which saim_mm leaves as it is and torch loads weights-only by default:
+      ``load_from`` via ``Runner`` and ``load_checkpoint`` (``tools/test.py``), ``get_model(pretrained=)``,
+      ``init_cfg=Pretrained`` on ``SAIM`` (mmengine's ``PretrainedInit``);
+    - resume through saim_mm's runner (``tools/train.py --resume PATH``, with the allow-list context it adds).
+    """
     path, marker = evil
-    # TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD turns weights_only off where a caller does not pass it; saim_mm passes it
-    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
-    with pytest.raises(CheckpointLoadError, match=refused(path)):
-        load_checkpoint_file(path)
-    with pytest.raises(CheckpointLoadError, match=refused(path)):  # mmengine's loader (load_from, resume)
+    with monkeypatch.context() as env:
+        env.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')  # turns weights_only off where a caller leaves it unset
+        for read in (load_checkpoint_file, load_state_dict_file):
+            with pytest.raises(CheckpointLoadError, match=refused(path)):
+                read(path)
+        vit = MODELS.build({**tiny_saim_cfg()['backbone'], 'init_cfg': dict(type='Pretrained', checkpoint=path)})
+        with pytest.raises(CheckpointLoadError, match=refused(path)):
+            vit.init_weights()
+        for tool in ('saim2backbone.py', 'saim2timm.py', 'official2saim.py'):
+            with pytest.raises(CheckpointLoadError, match=refused(path)):
+                run_main(osp.join('model_converters', tool), path, tmp_path / 'out.pth')
+    unsafe = r'(?s)Weights only load failed.*posix.system'
+    with pytest.raises(pickle.UnpicklingError, match=unsafe):  # mmengine's loader (load_from, resume)
         CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    with pytest.raises(CheckpointLoadError, match=refused(path)):  # tools/test.py, init_model, small_study
+    with pytest.raises(pickle.UnpicklingError, match=unsafe):  # tools/test.py, init_model
         load_checkpoint(build_tiny_saim(), path, map_location='cpu')
+    with pytest.raises(pickle.UnpicklingError, match=unsafe):
+        get_model(Config(dict(model=tiny_saim_cfg())), pretrained=path)
     pretrained = MODELS.build({**tiny_saim_cfg(), 'init_cfg': dict(type='Pretrained', checkpoint=path)})
-    with pytest.raises(CheckpointLoadError, match=refused(path)):  # fine-tuning: init_cfg=Pretrained
+    with pytest.raises(pickle.UnpicklingError, match=unsafe):
         pretrained.init_weights()
-    runner = Runner.from_cfg(demo_train_cfg(demo_data, str(tmp_path / 'work'), resume=True, load_from=path))
-    with pytest.raises(CheckpointLoadError, match=refused(path)):  # tools/train.py --resume PATH
+    runner = Runner.from_cfg(demo_train_cfg(demo_data, str(tmp_path / 'work'), load_from=path))
+    with pytest.raises(pickle.UnpicklingError, match=unsafe):  # load_from via Runner
         runner.train()
+    with pytest.raises(pickle.UnpicklingError, match=unsafe):  # tools/train.py --resume PATH
+        run_main('train.py', osp.join(REPO, 'configs/saim/demo_cpu.py'), '--work-dir', tmp_path / 'work2',
+                 '--resume', path, '--cfg-options', f'train_dataloader.dataset.data_root={demo_data}',
+                 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False')
     assert not osp.exists(marker)
 
     # the payload is live: an unsafe load runs it (this is what the refusals above prevent)
-    monkeypatch.delenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
     torch.load(path, weights_only=False)
     assert osp.exists(marker)
 
@@ -132,8 +172,9 @@ def test_truncated_or_foreign_files_give_a_clear_error(real_checkpoint, tmp_path
         f.write(content)
     with pytest.raises(CheckpointLoadError, match=rf'checkpoint {re.escape(path)}.*{message}'):
         load_checkpoint_file(path)
-    with pytest.raises(CheckpointLoadError, match=re.escape(path)):  # the same through mmengine
-        load_checkpoint(build_tiny_saim(), path, map_location='cpu')
+    vit = MODELS.build({**tiny_saim_cfg()['backbone'], 'init_cfg': dict(type='Pretrained', checkpoint=path)})
+    with pytest.raises(CheckpointLoadError, match=re.escape(path)):  # the same for a ViT's Pretrained file
+        vit.init_weights()
 
 
 def test_missing_file():
@@ -147,7 +188,7 @@ def test_real_checkpoint_loads_weights_only_with_the_allow_list(real_checkpoint)
     assert isinstance(ckpt['message_hub']['log_scalars']['train/loss'], HistoryBuffer)
 
 
-def test_every_allow_listed_global_is_needed(real_checkpoint):
+def test_every_allow_listed_global_is_needed(real_checkpoint, monkeypatch):
     """The allow-list holds the types mmengine checkpoints contain; dropping any of them breaks loading.
 
     (The numpy dtype classes of the other numeric types are allowed for numpy values of those types in the
@@ -155,17 +196,24 @@ def test_every_allow_listed_global_is_needed(real_checkpoint):
     """
     needed = [HistoryBuffer, (statistics_method_getattr, 'builtins.getattr'), np.core.multiarray._reconstruct,
               np.core.multiarray.scalar, np.ndarray, np.dtype, type(np.dtype('float64'))]
-    assert all(g in checkpoint_safe_globals() for g in needed)
-    try:
-        for dropped in needed:
-            torch.serialization.clear_safe_globals()
-            torch.serialization.add_safe_globals([g for g in checkpoint_safe_globals() if g != dropped])
-            with pytest.raises(CheckpointLoadError, match='not on the weights-only allow-list'):
-                load_checkpoint_file(real_checkpoint)
-    finally:
-        torch.serialization.clear_safe_globals()
-        saim_mm.register_checkpoint_safe_globals()
+    full = checkpoint_safe_globals()
+    assert all(g in full for g in needed)
+    for dropped in needed:
+        monkeypatch.setattr(checkpoint_io, 'checkpoint_safe_globals', lambda: [g for g in full if g != dropped])
+        with pytest.raises(CheckpointLoadError, match='not on the weights-only allow-list'):
+            load_checkpoint_file(real_checkpoint)
+    monkeypatch.undo()
     load_checkpoint_file(real_checkpoint)
+
+
+def test_saim_mm_runner_resumes_a_real_checkpoint_that_mmengine_alone_refuses(real_checkpoint):
+    """mmengine's own checkpoints need the allow-list; import saim_mm does not register it for the process
+    (tools/train.py and tools/test.py apply it as a context)."""
+    with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
+        load_from_local(real_checkpoint, map_location='cpu')
+    with torch.serialization.safe_globals(checkpoint_safe_globals()):
+        assert isinstance(load_from_local(real_checkpoint, 'cpu')['message_hub']['log_scalars']['train/loss'],
+                          HistoryBuffer)
 
 
 class Attribute:
@@ -182,17 +230,17 @@ class Attribute:
 def test_getattr_in_a_checkpoint_reaches_only_history_buffer_statistics(tmp_path, obj, name):
     path = str(tmp_path / 'crafted.pth')
     torch.save({'ok': Attribute(HistoryBuffer, 'mean'), 'bad': Attribute(obj, name)}, path)
-    expected = rf'getattr\(.*, {name!r}\)'  # (builtins.getattr itself unpickles as saim_mm's restricted one)
-    with pytest.raises(CheckpointLoadError, match=rf'Refusing to load checkpoint {path}: it references {expected}, '
-                                                  'which is not on the weights-only allow-list'):
+    expected = rf'getattr\(.*, {name!r}\) is not allowed'  # (builtins.getattr unpickles as saim_mm's restricted one)
+    with pytest.raises(CheckpointLoadError, match=rf'(?s)Refusing to load checkpoint {path}: .* not on the '
+                                                  rf'weights-only allow-list .*{expected}'):
         load_checkpoint_file(path)
     torch.save({'ok': Attribute(HistoryBuffer, 'mean')}, path)
     assert load_checkpoint_file(path)['ok'] is HistoryBuffer.mean
 
 
 def test_project_sources_load_checkpoints_only_weights_only():
-    """Every torch.load in the package and the tools passes weights_only=True (mmengine's loaders are
-    replaced by saim_mm's); nothing sets weights_only=False."""
+    """Every torch.load in the package and the tools passes weights_only=True; nothing sets
+    weights_only=False; mmengine's own local loader stays in place (torch's weights-only default)."""
     sources = glob.glob(osp.join(REPO, 'saim_mm', '**', '*.py'), recursive=True) + \
         glob.glob(osp.join(REPO, 'tools', '**', '*.py'), recursive=True)
     calls = 0
@@ -203,4 +251,4 @@ def test_project_sources_load_checkpoints_only_weights_only():
             calls += 1
             assert 'weights_only=True' in call, f'{path}: torch.load({call}) without weights_only=True'
     assert calls >= 1
-    assert CheckpointLoader._schemes[''].__module__ == 'saim_mm.checkpoint.io'
+    assert CheckpointLoader._schemes[''] is load_from_local
