@@ -57,9 +57,11 @@ def model_cfg(cfg, with_cp: bool) -> dict:
 
 def build_model(cfg, with_cp: bool):
     """The config's model (with fake tensors when called under ``FakeTensorMode``), in training mode."""
-    import saim_mm  # noqa: F401  (registers the model types)
     from mmengine.registry import DefaultScope
+    from mmengine.utils import import_modules_from_strings
     from mmpretrain.registry import MODELS
+    if cfg.get('custom_imports'):  # registers the config's model types (saim_mm), as mmengine's Runner does
+        import_modules_from_strings(**cfg.custom_imports)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmpretrain')):
         return MODELS.build(model_cfg(cfg, with_cp)).train()
 

@@ -72,7 +72,6 @@ def main(argv: Optional[List[str]] = None, description: str = '') -> None:
     else:
         data_root = osp.abspath(args.data_root)
 
-    import saim_mm  # noqa: F401  (registers saim_mm's modules)
     from mmengine.logging import MMLogger
 
     from ..utils.data_roots import DataRootNotFoundError

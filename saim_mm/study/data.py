@@ -10,6 +10,7 @@ import torch
 from mmengine.config import Config
 from torch import Tensor
 
+from .. import datasets  # noqa: F401  (registers CheckedLoadImageFromFile of the pipelines)
 from ..utils.data_roots import check_data_roots
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -22,6 +22,7 @@ import torch
 from mmengine.config import Config
 from mmengine.model import BaseModule
 from mmengine.registry import DefaultScope
+from mmengine.utils import import_modules_from_strings
 from torch import Tensor, nn
 
 from .data import REPO
@@ -65,6 +66,13 @@ class FeatureSet(NamedTuple):
         return FeatureSet(*(t[index] for t in self))
 
 
+def with_imports(cfg: Config) -> Config:
+    """``cfg`` after importing its ``custom_imports`` (registering saim_mm's types), as mmengine's Runner does."""
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    return cfg
+
+
 def build_encoder(row_cfg: Config, checkpoint: Optional[str], seed: int) -> nn.ModuleDict:
     """The frozen encoder of a row, in eval mode: ``backbone`` and ``data_preprocessor`` of the linear probe
     config, the backbone in the architecture of the row's encoder and returning every token (``out_type='raw'``).
@@ -75,7 +83,8 @@ def build_encoder(row_cfg: Config, checkpoint: Optional[str], seed: int) -> nn.M
     from mmpretrain.registry import MODELS
 
     from ..checkpoint import extract_backbone, load_state_dict_file
-    probe = Config.fromfile(PROBE_CONFIGS['linear']).model
+    probe = with_imports(Config.fromfile(PROBE_CONFIGS['linear'])).model
+    with_imports(row_cfg)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         torch.manual_seed(seed)
         row_model = MODELS.build(row_cfg.model)
@@ -121,7 +130,7 @@ def probe_config(probe: str, num_classes: int, embed_dims: int, num_heads: int, 
     if probe not in PROBE_CONFIGS:
         raise KeyError(f'probe {probe!r} is not one of {sorted(PROBE_CONFIGS)}.')
     options = {k: v for k, v in (options or {}).items() if v is not None}
-    cfg = Config.fromfile(PROBE_CONFIGS[probe])
+    cfg = with_imports(Config.fromfile(PROBE_CONFIGS[probe]))
     if probe == 'knn':
         unknown = sorted(set(options) - {'k', 'temperature'})
         if unknown:

@@ -33,7 +33,8 @@ def test_encoder_is_read_from_the_checkpoint_as_the_unmasked_vit(tmp_path, confi
         backbone = model.backbone
         backbone.out_type = 'raw'
         tokens = (backbone(x) if config == DEMO else model.extract_feat(x))[-1]
-    assert torch.allclose(feats.cls, tokens[:, 0], atol=1e-5) and torch.allclose(feats.patches, tokens[:, 1:], atol=1e-5)
+    assert torch.allclose(feats.cls, tokens[:, 0], atol=1e-5)
+    assert torch.allclose(feats.patches, tokens[:, 1:], atol=1e-5)
     assert torch.allclose(feats.mean, tokens[:, 1:].mean(1), atol=1e-5)
 
 
