@@ -1,5 +1,6 @@
 """tools/setup_env.sh's mmcv decision (tools/misc/mmcv_build_plan.py) on simulated machines: CPU-only or
 CUDA build, the wheel-cache key, and an early stop naming what to install when the CUDA build cannot work."""
+import importlib.util
 import os
 import os.path as osp
 import re
@@ -11,8 +12,16 @@ import pytest
 
 from tests.conftest import REPO
 
-sys.path.insert(0, osp.join(REPO, 'tools/misc'))
-import mmcv_build_plan as mbp  # noqa: E402
+
+def load_tool(path: str):
+    """A tool script as a module, without putting its folder on ``sys.path``."""
+    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], osp.join(REPO, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+mbp = load_tool('tools/misc/mmcv_build_plan.py')
 
 COMMON = dict(mmcv='2.1.0', torch_version='2.14.1', py_tag='cp311', cxx='/usr/bin/g++')
 
