@@ -11,6 +11,7 @@ One method each, used by ``tools/analysis/benchmark_pretrain.py``, ``benchmark_v
   ``/proc/self/clear_refs``); and of fake steps by tensor category (:func:`fake_step_memory`, torch's
   ``MemTracker``) for planning sizes no machine here can hold;
 - step time (:func:`time_training_step`): forward, backward and an AdamW step, median of the timed steps;
+- CPU time of a process and its children (:func:`cpu_seconds`);
 - isolation (:func:`run_isolated`): a case in a fresh (spawned) process, so that its peak memory is its own.
 """
 import contextlib
@@ -18,6 +19,7 @@ import ctypes
 import gc
 import multiprocessing as mp
 import queue as queue_module
+import resource
 import statistics
 import time
 from typing import Callable, Dict, List, Optional, Sequence
@@ -160,6 +162,12 @@ def time_training_step(model: nn.Module, loss: Callable[[], Tensor], device: str
         sync()
         times.append(time.perf_counter() - t0)
     return dict(step_s=statistics.median(times), step_s_all=times, peak_mem_mib=meter.peak_mib())
+
+
+def cpu_seconds() -> Dict[str, float]:
+    """User + system CPU time so far: of this process (``main``) and of its finished children (``children``)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return dict(main=own.ru_utime + own.ru_stime, children=children.ru_utime + children.ru_stime)
 
 
 def _merged(snapshot: Dict[torch.device, Dict[str, int]]) -> Dict[str, int]:

@@ -8,7 +8,8 @@ from typing import List, Optional
 
 from .data import REPO, ImageFolderError, check_image_folder, load_images, make_synthetic
 from .protocols import PROTOCOLS, build_encoder, features, probe_config, run_protocols
-from .report import cpu_seconds, plot_curves, plot_protocols, summarize, table, write_study
+from ..analysis.cost import cpu_seconds
+from .report import plot_curves, plot_protocols, summarize, table, write_study
 from .runs import DEFAULT_ROWS, RANDOM, config_row, pretrain_all, row_config, work_dir_of
 
 

@@ -1,12 +1,12 @@
 """The study's report: mean and spread over seeds, the markdown table, ``study.json`` and the two figures."""
 import json
-import resource
 import statistics
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
 from ..analysis import provenance
+from ..analysis.cost import cpu_seconds
 from .protocols import PROTOCOLS, Protocol
 
 
@@ -40,13 +40,6 @@ def table(rows: List[dict], protocols: Sequence[Protocol] = PROTOCOLS) -> str:
         lines.append(' | '.join([r['name'], cell(r['summary'].get('final_loss'), 3),
                                  *(cell(r['summary'][p.key]) for p in protocols)]))
     return '\n'.join(lines)
-
-
-def cpu_seconds() -> Dict[str, float]:
-    """User + system CPU time so far: of this process (data, features, probes) and of its finished
-    children (the pre-training runs)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return dict(main=own.ru_utime + own.ru_stime, children=children.ru_utime + children.ru_stime)
 
 
 def write_study(path: str, args: dict, data: dict, rows: List[dict], seconds: float,

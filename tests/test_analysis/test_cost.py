@@ -1,12 +1,14 @@
 """saim_mm.analysis.cost: FLOPs by FlopCounterMode against written-out counts, peak memory, step time and
 the fresh-process isolation."""
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
 from torch import nn
 
-from saim_mm.analysis.cost import (PeakMemory, count_flops, run_isolated, time_training_step,
+from saim_mm.analysis.cost import (PeakMemory, count_flops, cpu_seconds, run_isolated, time_training_step,
                                    training_flops_per_image)
 from saim_mm.analysis.memory_plan import load_config, step_flops
 from tests.conftest import REPO
@@ -94,3 +96,11 @@ def test_run_isolated_runs_in_a_fresh_process_and_reports_errors():
         run_isolated(fail, dict(row='x'))
     with pytest.raises(RuntimeError, match='child process died \\(exit code 3\\)'):
         run_isolated(die, dict(row='y'))
+
+
+def test_cpu_seconds_count_this_process_and_its_children():
+    before = cpu_seconds()
+    subprocess.run([sys.executable, '-c', 'sum(i * i for i in range(3_000_000))'], check=True)
+    sum(i * i for i in range(1_000_000))
+    after = cpu_seconds()
+    assert after['children'] > before['children'] + 0.05 and after['main'] > before['main']
