@@ -61,7 +61,7 @@ def test_crash_while_saving_keeps_the_previous_checkpoint_and_resume_works(demo_
     # the half-written file never got a checkpoint's name; the previous checkpoint is still there
     assert sorted(f for f in os.listdir(work) if '.pth' in f) == ['epoch_2.pth', 'epoch_3.pth.tmp']
     assert open(osp.join(work, 'last_checkpoint')).read() == osp.join(work, 'epoch_2.pth')
-    assert torch.load(osp.join(work, 'epoch_2.pth'), weights_only=True)['meta']['epoch'] == 2
+    assert load_checkpoint_file(osp.join(work, 'epoch_2.pth'))['meta']['epoch'] == 2
 
     resumed = resume(demo_data, work)
     out = resumed.stdout + resumed.stderr
@@ -83,7 +83,7 @@ def test_mmengine_checkpoint_hook_loses_the_run_in_the_same_crash(demo_data, tmp
         load_checkpoint_file(osp.join(work, 'epoch_3.pth'))
     resumed = resume(demo_data, work)  # nothing complete is left to resume from
     assert resumed.returncode != 0
-    assert f'Checkpoint {osp.join(work, "epoch_2.pth")} does not exist' in resumed.stderr
+    assert f'{osp.join(work, "epoch_2.pth")} can not be found' in resumed.stderr  # mmengine's loader
 
 
 def test_last_checkpoint_is_replaced_atomically(tmp_path, monkeypatch):
