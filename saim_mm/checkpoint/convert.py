@@ -1,13 +1,6 @@
-"""Renaming between the ViT layouts saim_mm reads, with reports; shapes are checked against built models.
-
-saim_mm / mmpretrain: ``patch_embed.projection``, ``cls_token``, ``pos_embed``, ``layers.N.{ln1, attn.qkv,
-attn.proj, ln2, ffn.layers.0.0, ffn.layers.1}``, final norm ``ln1``; a SAIM adds ``neck.*`` (decoder). timm:
-``patch_embed.proj``, ``blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}``, ``norm``, ``head``.
-The authors' release (qiy20/SAIM) uses timm's names with separate ``attn.q/k/v``; its pre-training model adds
-``query_blocks.N.*``, a decoder ``norm``, ``prediction_head`` and ``gaussian_blur.weight`` and has no final
-encoder norm; its fine-tuned models have ``norm`` as the final norm and a ``head``. Tensors are renamed
-(q, k, v concatenated), never changed otherwise; every result is compared with an mmpretrain
-``VisionTransformer`` built on the meta device from the architecture the weights imply.
+"""Renaming between the ViT layouts saim_mm reads (mmpretrain's names, timm's :data:`TOP` / :data:`BLOCK`,
+the authors' = timm's with separate ``attn.q/k/v``, plus a decoder in pre-training). Tensors are renamed (q, k,
+v concatenated), never changed; results are compared with an mmpretrain ViT built on the meta device.
 """
 import math
 import re
@@ -29,8 +22,7 @@ AUTHORS = 'authors\' SAIM checkpoint'
 
 @dataclass
 class ConversionReport:
-    """What a conversion did besides renaming: ``dropped`` (key, shape) pairs, ``added`` (key, reason) pairs,
-    the checkpoint's ``other_entries`` that are not weights, and the ``arch`` read from the weights."""
+    """What a conversion dropped (key, shape), added (key, reason), the checkpoint's other entries, the arch."""
     dropped: List[Tuple[str, tuple]] = field(default_factory=list)
     added: List[Tuple[str, str]] = field(default_factory=list)
     other_entries: List[str] = field(default_factory=list)
@@ -38,9 +30,8 @@ class ConversionReport:
 
     def lines(self) -> List[str]:
         """Human-readable summary, one line per fact."""
-        out = [f'architecture: {self.arch}'] if self.arch else []
-        if self.other_entries:
-            out.append(f'dropped checkpoint entries: {", ".join(self.other_entries)}')
+        out = ([f'architecture: {self.arch}'] if self.arch else []) + (
+            [f'dropped checkpoint entries: {", ".join(self.other_entries)}'] if self.other_entries else [])
         for top in dict.fromkeys(k.split('.')[0] for k, _ in self.dropped):
             group = [f'{k} {list(s)}' for k, s in self.dropped if k.split('.')[0] == top]
             out.append(f'dropped {len(group)} tensor(s) under {top!r}: {", ".join(group[:3])}'
@@ -50,10 +41,9 @@ class ConversionReport:
 
 def require_keys(state_dict: Mapping, keys: List[str], what: str) -> None:
     """Raise :class:`ConversionError` naming the ``keys`` that ``state_dict`` lacks, if any."""
-    missing = [k for k in keys if k not in state_dict]
-    if missing:
-        raise ConversionError(f'{what}: missing keys {missing}; the file has e.g. {sorted(state_dict)[:8]}. Is it '
-                              'the right kind of checkpoint?')
+    if any(k not in state_dict for k in keys):
+        raise ConversionError(f'{what}: missing keys {[k for k in keys if k not in state_dict]}; the file has e.g. '
+                              f'{sorted(state_dict)[:8]}. Is it the right kind of checkpoint?')
 
 
 def num_blocks(state_dict: Mapping, prefix: str) -> int:
@@ -64,8 +54,8 @@ def num_blocks(state_dict: Mapping, prefix: str) -> int:
 
 def check_state_dict(state_dict: Mapping, expected: Mapping[str, Optional[tuple]], what: str,
                      optional=()) -> None:
-    """Raise :class:`ConversionError`, naming missing (not in ``optional``) and unexpected keys and shape
-    mismatches, unless ``state_dict`` has the keys and shapes of ``expected`` (a None shape: any)."""
+    """Raise :class:`ConversionError` naming missing (not ``optional``) and unexpected keys and shape mismatches
+    unless ``state_dict`` has the keys and shapes of ``expected`` (a None shape: any)."""
     problems = {'missing keys': [f'{k} {list(s or ())}' for k, s in expected.items()
                                  if k not in state_dict and k not in optional],
                 'unexpected keys': [f'{k} {list(v.shape)}' for k, v in state_dict.items() if k not in expected],
@@ -94,8 +84,7 @@ def vit_arch(encoder: Mapping, what: str = 'encoder') -> dict:
 
 
 def check_vit(encoder: Mapping, what: str, final_norm: Optional[bool] = None) -> Dict[str, tuple]:
-    """Compare ``encoder`` with the mmpretrain ViT its weights imply (built on the meta device); returns the
-    ViT's keys and shapes, and raises :class:`ConversionError` naming what does not fit."""
+    """Compare ``encoder`` with the mmpretrain ViT its weights imply (on the meta device); returns its shapes."""
     a = vit_arch(encoder, what)
     with torch.device('meta'):  # (1, N) patches: any token count; num_heads does not change any shape
         vit = VisionTransformer(dict(embed_dims=a['embed_dims'], num_layers=a['depth'], num_heads=1,
@@ -123,8 +112,7 @@ def _rename(state_dict: Mapping, top: dict, block: dict, src: str, dst: str, wha
 
 
 def timm_to_mm(state_dict: Mapping) -> Tuple[StateDict, ConversionReport]:
-    """timm ``VisionTransformer`` (cls token, qkv bias) -> mmpretrain-layout encoder (no prefix); the
-    classifier ``head.*`` is reported as dropped, any other key a plain ViT lacks is an error."""
+    """timm ``VisionTransformer`` -> mmpretrain-layout encoder; ``head.*`` is dropped, other strangers refused."""
     report = ConversionReport(dropped=sorted((k, tuple(v.shape)) for k, v in state_dict.items() if k.startswith('head.')))
     encoder = _rename({k: v for k, v in state_dict.items() if not k.startswith('head.')}, TOP, BLOCK, 'blocks',
                       'layers', 'timm ViT state dict')
@@ -141,8 +129,7 @@ def mm_to_timm(encoder: Mapping) -> StateDict:
 
 
 def extract_backbone(state_dict: Mapping, prefix: str = 'backbone.') -> Tuple[StateDict, ConversionReport]:
-    """The encoder of a saim_mm checkpoint (``SAIM`` or classifier), keys still under ``prefix``; the rest
-    (decoder, head) is reported as dropped. Raises :class:`ConversionError` for an incomplete ViT."""
+    """The complete ViT under ``prefix`` of a saim_mm checkpoint (prefix kept); the rest is reported dropped."""
     backbone = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
     if not backbone:
         raise ConversionError(f'no keys under {prefix!r} (top-level names: {sorted({k.split(".")[0] for k in state_dict})}'
@@ -153,8 +140,8 @@ def extract_backbone(state_dict: Mapping, prefix: str = 'backbone.') -> Tuple[St
     return {prefix + k: v for k, v in backbone.items()}, report
 
 
-def _fuse_qkv(state_dict: Mapping) -> StateDict:
-    """The authors' separate ``attn.q/k/v`` concatenated into timm's ``attn.qkv`` (their other names are timm's)."""
+def fuse_qkv(state_dict: Mapping) -> StateDict:
+    """The authors' ``attn.q/k/v`` concatenated into timm's ``attn.qkv``: their fine-tuned ViTs are timm's."""
     out, state_dict = {}, strip_prefix(state_dict, 'module.')
     for key, value in state_dict.items():
         m = re.fullmatch(r'(.*\.attn\.)([qkv])\.(weight|bias)', key)
@@ -167,36 +154,17 @@ def _fuse_qkv(state_dict: Mapping) -> StateDict:
     return out
 
 
-def official_encoder_to_mm(state_dict: Mapping) -> Tuple[StateDict, ConversionReport]:
-    """The authors' fine-tuned or probed ViT (``norm`` = final norm, ``head.*`` dropped) -> ``backbone.*``."""
-    if num_blocks(state_dict, 'query_blocks.'):
-        raise ConversionError('authors\' checkpoint has query_blocks.N.* (a pre-training model): read it with '
-                              'official_saim_to_mm.')
-    encoder, report = timm_to_mm(_fuse_qkv(state_dict))
-    return {'backbone.' + k: v for k, v in encoder.items()}, report
-
-
 def gaussian_from_kernel(kernel: torch.Tensor) -> Tuple[int, float]:
     """Kernel size and sigma of a (C, 1, k, k) Gaussian kernel such as the authors' ``gaussian_blur.weight``."""
-    k, c = kernel.shape[-1], kernel.shape[-1] // 2
-    if k < 3:
-        return k, float('nan')
-    return k, math.sqrt(-1.0 / (2.0 * math.log(float(kernel[0, 0, c, c + 1] / kernel[0, 0, c, c]))))
+    k, c = kernel.shape[-1], kernel.shape[-1] // 2  # kernel[c, c + 1] / kernel[c, c] = exp(-1 / (2 sigma^2))
+    return k, math.sqrt(-0.5 / math.log(float(kernel[0, 0, c, c + 1] / kernel[0, 0, c, c]))) if k >= 3 else math.nan
 
 
 def official_saim_to_mm(state_dict: Mapping, query_depth: Optional[int] = None) -> Tuple[StateDict, ConversionReport]:
-    """The authors' SAIM pre-training model (``SaimViT``) -> a complete saim_mm ``SAIM`` state dict.
-
-    Args:
-        state_dict (dict): their ``checkpoint['model']`` (``module.`` prefix allowed).
-        query_depth (int, optional): decoder depth of a model whose decoder shares the encoder's weights (its
-            file lists every block again under ``query_blocks``); defaults to the encoder depth.
-
-    Returns:
-        tuple: ``backbone.*`` / ``neck.*`` weights (the final encoder norm added as the identity) and a report
-        whose ``arch`` gives the model config (:func:`saim_model_cfg`; the heads count is not in the weights).
-    """
-    sd = _fuse_qkv(state_dict)
+    """The authors' SAIM pre-training model -> ``backbone.*`` / ``neck.*`` (identity final encoder norm added)
+    and a report whose ``arch`` is what :func:`saim_model_cfg` takes. ``query_depth``: decoder depth of a
+    shared-weight decoder (its file repeats every block under ``query_blocks``); default: the encoder depth."""
+    sd = fuse_qkv(state_dict)
     require_keys(sd, ['norm.weight', 'norm.bias'], AUTHORS)
     depth, num_query = num_blocks(sd, 'blocks.'), num_blocks(sd, 'query_blocks.')
     if not num_query:
@@ -237,8 +205,7 @@ def official_saim_to_mm(state_dict: Mapping, query_depth: Optional[int] = None) 
 
 
 def saim_model_cfg(arch: dict, num_heads: int) -> dict:
-    """``model`` overrides, as they are, for a config inheriting ``configs/_base_/models/saim_vit-base-p16.py``
-    (``arch``: the report of :func:`official_saim_to_mm`; the decoder's sizes default to the encoder's)."""
+    """``model`` overrides, as they are, for a config inheriting ``configs/_base_/models/saim_vit-base-p16.py``."""
     p, side = arch['patch_size'], int(round(math.sqrt(arch['num_tokens'] - 1)))
     encoder = dict(_delete_=True, embed_dims=arch['embed_dims'], num_layers=arch['depth'], num_heads=num_heads,
                    feedforward_channels=arch['hidden'])

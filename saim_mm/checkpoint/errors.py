@@ -1,8 +1,4 @@
-"""The exceptions of :mod:`saim_mm.checkpoint`: one base class, one subclass per kind of problem.
-
-Each subclass also derives from the built-in exception callers caught before this package existed
-(``FileNotFoundError``, ``RuntimeError``, ``ValueError``), so existing ``except`` clauses keep working.
-"""
+"""The exceptions of :mod:`saim_mm.checkpoint`; each also derives from the built-in exception callers catch."""
 
 
 class CheckpointError(Exception):
@@ -14,8 +10,8 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 
 
 class CheckpointLoadError(CheckpointError, RuntimeError):
-    """A checkpoint file that cannot (or must not) be loaded; the message names the file and the reason."""
+    """A checkpoint file that cannot (or must not) be loaded."""
 
 
 class ConversionError(CheckpointError, ValueError):
-    """A state dict that does not have the layout a conversion expects (message names keys and shapes)."""
+    """A state dict that does not have the layout expected of it."""

@@ -1,13 +1,8 @@
-"""One ``checkpoint_filter_fn(state_dict, model)``, in timm's manner, run where weights go into a saim_mm model.
+"""``checkpoint_filter_fn(state_dict, model)``, in timm's manner, run where weights go into a saim_mm model.
 
-The layouts it reads, recognised by their keys in this order (``module.`` of DistributedDataParallel and a
-``state_dict`` / ``model`` / ``module`` entry of a checkpoint dict are unwrapped first): saim_mm ``SAIM``,
-a ViT under ``backbone.``, an mmpretrain ViT without prefix, the authors' release, timm. The model's own
-``state_dict()`` decides what it takes: a model with ``backbone.*`` keys (``SAIM``) everything, a ViT its
-encoder. ``SAIMViT`` (and ``SAIMDenseViT``) and ``SAIM`` register :func:`add_checkpoint_filter`, so
-``model.load_state_dict``, mmengine's ``load_checkpoint`` (``load_from``, ``mmpretrain.get_model(...,
-pretrained=PATH)``) and :func:`load_pretrained` (``init_cfg=dict(type='Pretrained')`` of a ViT) convert;
-nothing changes for any other model.
+``SAIMViT`` / ``SAIMDenseViT`` and ``SAIM`` register :func:`add_checkpoint_filter`, so ``load_state_dict``,
+mmengine's ``load_checkpoint`` (``load_from``, ``get_model(..., pretrained=PATH)``) and :func:`load_pretrained`
+(a ViT's ``init_cfg=dict(type='Pretrained')``) convert; nothing changes for any other model.
 """
 import argparse
 import re
@@ -17,8 +12,7 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import load_state_dict
 from torch import Tensor, nn
 
-from .convert import (ConversionReport, check_state_dict, num_blocks, official_encoder_to_mm, official_saim_to_mm,
-                      timm_to_mm)
+from .convert import ConversionReport, check_state_dict, fuse_qkv, num_blocks, official_saim_to_mm, timm_to_mm
 from .errors import ConversionError
 from .io import CONTAINER_KEYS, StateDict, load_checkpoint_file, load_state_dict_file, strip_prefix
 
@@ -32,15 +26,13 @@ LAYOUTS = (  # (name, description, keys that identify it; one ending in '.' stan
 )
 
 
-def detect_layout(state_dict: Mapping, what: str = 'state dict') -> Tuple[str, str]:
-    """``(name, description)`` of the first of :data:`LAYOUTS` whose keys ``state_dict`` has.
-
-    Raises:
-        ConversionError: it fits none; the message lists every layout with its keys, and the file's keys.
-    """
-    for name, description, signature in LAYOUTS:
-        if all(any(k.startswith(s) for k in state_dict) if s.endswith('.') else s in state_dict for s in signature):
-            return name, description
+def detect_layout(state_dict: Mapping, what: Optional[str] = 'state dict') -> Optional[Tuple[str, str]]:
+    """``(name, description)`` of the first of :data:`LAYOUTS` whose keys ``state_dict`` has; else None if
+    ``what`` is None, or a :class:`ConversionError` listing every layout with its keys, and the file's keys."""
+    found = next(((n, d) for n, d, signature in LAYOUTS if all(
+        any(k.startswith(s) for k in state_dict) if s.endswith('.') else s in state_dict for s in signature)), None)
+    if found or what is None:
+        return found
     tried = '; '.join(f'{n} = {d} (keys {", ".join(s + "*" if s.endswith(".") else s for s in sig)})'
                       for n, d, sig in LAYOUTS)
     raise ConversionError(f'{what} fits none of the checkpoint layouts saim_mm reads: {tried}. It has '
@@ -49,29 +41,34 @@ def detect_layout(state_dict: Mapping, what: str = 'state dict') -> Tuple[str, s
 
 def _to_saim_mm(sd: StateDict, layout: str) -> Tuple[StateDict, ConversionReport]:
     """``sd`` in ``layout`` -> saim_mm's: ``backbone.*`` and, where the file has a decoder, ``neck.*``."""
-    if layout == 'authors':
-        return official_saim_to_mm(sd) if num_blocks(sd, 'query_blocks.') else official_encoder_to_mm(sd)
-    encoder, report = timm_to_mm(sd) if layout == 'timm' else (sd, ConversionReport())
-    return ({'backbone.' + k: v for k, v in encoder.items()}, report) if layout in ('timm', 'encoder') else (sd, report)
+    if layout == 'authors' and num_blocks(sd, 'query_blocks.'):  # pre-training; else a fine-tuned ViT: timm's
+        return official_saim_to_mm(sd)
+    encoder, report = timm_to_mm(fuse_qkv(sd)) if layout in ('authors', 'timm') else (sd, ConversionReport())
+    return ({'backbone.' + k: v for k, v in encoder.items()} if layout not in ('saim_mm', 'backbone') else sd), report
 
 
-def _generic(key: str) -> str:
+def _weights(checkpoint: Mapping) -> Tuple[Mapping, Optional[str]]:
+    """The weights of a checkpoint dict and the entry that holds them (None: the dict itself)."""
+    entry = next((k for k in CONTAINER_KEYS if isinstance(checkpoint.get(k), Mapping)), None)
+    return (checkpoint[entry] if entry else checkpoint), entry
+
+
+def _generic(key: str) -> str:  # block indices replaced by '*'
     return re.sub(r'(?<=\.)\d+(?=\.)|^\d+(?=\.)', '*', key)
 
 
 def checkpoint_filter_fn(state_dict: Mapping, model: nn.Module, source: str = 'state dict') -> StateDict:
-    """``state_dict`` in any of :data:`LAYOUTS` -> the layout of ``model``, checked against ``model``.
+    """``state_dict`` (a checkpoint dict, ``module.`` prefixes allowed) in any of :data:`LAYOUTS` -> the
+    layout of ``model``: everything for a model with ``backbone.*`` keys (``SAIM``), else the encoder.
 
-    A converted state dict must not have keys or shapes ``model`` lacks (``pos_embed``: any shape, mmpretrain's
-    ViT resizes it when loading), and must fill what it covers: a missing key is an error unless no block has
-    its name (e.g. ``SAIMDenseViT``'s relative position biases) or, for a ``SAIM``, the file has nothing of
-    its part (the decoder of an encoder-only file). Logs one line: layout found, what was dropped or added.
-
-    Raises:
-        ConversionError: the file fits no layout, or has a layout's keys but does not fit ``model``.
+    A converted result must not have keys or shapes ``model`` lacks (``pos_embed``: any shape, mmpretrain's
+    ViT resizes it) and must fill what it covers: a missing key is an error unless no block has its name
+    (``SAIMDenseViT``'s relative position biases) or, for a ``SAIM``, the file has nothing of its part (the
+    decoder of an encoder-only file); else a :class:`ConversionError` naming keys and shapes. Logs one line.
     """
-    entry = next((k for k in CONTAINER_KEYS if isinstance(state_dict.get(k), Mapping)), None)
-    weights = state_dict[entry] if entry else state_dict
+    if not isinstance(state_dict, Mapping):
+        raise ConversionError(f'{source} is a {type(state_dict).__name__}, not a state dict or checkpoint dict.')
+    weights, entry = _weights(state_dict)
     sd = strip_prefix({k: v for k, v in weights.items() if isinstance(v, Tensor)}, 'module.')
     others = [k for k in state_dict if k != entry] if entry else [k for k, v in weights.items()
                                                                  if not isinstance(v, Tensor)]
@@ -121,22 +118,16 @@ def add_checkpoint_filter(module: nn.Module) -> None:
 
 
 def load_pretrained(model: nn.Module, filename: str, prefix: Optional[str] = None) -> None:
-    """``init_cfg=dict(type='Pretrained', checkpoint=filename, prefix=prefix)`` for a local file, in timm's
-    manner: read weights-only (``.safetensors`` too), :func:`checkpoint_filter_fn`, then mmengine's
-    ``load_state_dict`` (which logs what is missing). ``prefix`` selects the keys under it only when the
-    whole file fits no layout (a file saim_mm recognises is converted whole, whatever it keeps under
-    ``backbone.``)."""
+    """``init_cfg=dict(type='Pretrained')`` of a local file, in timm's manner: read weights-only (or
+    ``.safetensors``), :func:`checkpoint_filter_fn`, mmengine's ``load_state_dict`` (which logs what is
+    missing). ``prefix`` selects the keys under it only when the whole file fits no layout."""
     if filename.endswith('.safetensors'):
         checkpoint = load_state_dict_file(filename)[0]
     else:  # argparse.Namespace: the ``args`` entry of the authors' checkpoints (plain data)
         checkpoint = load_checkpoint_file(filename, map_location='cpu', allow=(argparse.Namespace, ))
-    if prefix:
-        entry = next((k for k in CONTAINER_KEYS if isinstance(checkpoint.get(k), Mapping)), None)
-        weights = checkpoint[entry] if entry else checkpoint
-        sub = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-        try:
-            detect_layout(strip_prefix(weights, 'module.'))
-        except ConversionError:
-            checkpoint = sub or checkpoint
+    weights = _weights(checkpoint)[0] if isinstance(checkpoint, Mapping) else {}
+    sub = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix or '\0')}
+    if sub and not detect_layout(strip_prefix(weights, 'module.'), None):
+        checkpoint = sub
     state_dict = checkpoint_filter_fn(checkpoint, model, f'Checkpoint {filename}')
     load_state_dict(model, state_dict, strict=False, logger='current')

@@ -1,11 +1,8 @@
-"""Reading and writing checkpoint files: always ``torch.load(weights_only=True)``, errors that name the file.
+"""Checkpoint files: always ``torch.load(weights_only=True)``, errors that name the file and the problem.
 
-mmengine's resume checkpoints hold, besides tensors, the message hub's ``HistoryBuffer`` objects and numpy
-values. :func:`checkpoint_safe_globals` allow-lists exactly those; it is applied as a context
-(``torch.serialization.safe_globals``) around saim_mm's own reads, never registered for the process. A
-``HistoryBuffer`` pickles its statistics methods as ``getattr(HistoryBuffer, 'mean')``; the real
-``builtins.getattr`` would let a crafted file walk to any attribute (``getattr(getattr, '__self__')`` is
-the builtins module), so that name is bound to :func:`statistics_method_getattr`.
+:func:`checkpoint_safe_globals` (mmengine's ``HistoryBuffer``, numpy values) is applied as a context around
+saim_mm's reads, never registered for the process. ``builtins.getattr`` (how a ``HistoryBuffer`` pickles its
+statistics methods) is bound to :func:`statistics_method_getattr`: the real one reaches any attribute.
 """
 import argparse
 import os.path as osp
@@ -57,13 +54,8 @@ def require_file(filename: str) -> str:
 
 
 def load_checkpoint_file(filename: str, map_location: Any = None, allow: Tuple = ()) -> Any:
-    """``torch.load(filename, weights_only=True)`` with :func:`checkpoint_safe_globals` (and ``allow``).
-
-    Raises:
-        CheckpointNotFoundError: ``filename`` is not a file (a ``FileNotFoundError``).
-        CheckpointLoadError: the file is empty, truncated, corrupt, not a PyTorch checkpoint, or references
-            a type outside the weights-only allow-list (it could run code when unpickled).
-    """
+    """``torch.load(filename, weights_only=True)`` with :func:`checkpoint_safe_globals` (and ``allow``); a
+    :class:`CheckpointLoadError` for a file that is empty, truncated, not a checkpoint or refused."""
     filename = require_file(filename)
     size = osp.getsize(filename)
     with open(filename, 'rb') as f:
@@ -89,20 +81,9 @@ def load_checkpoint_file(filename: str, map_location: Any = None, allow: Tuple =
 
 
 def load_state_dict_file(path: str, allow_namespace: bool = False) -> Tuple[StateDict, List[str]]:
-    """The tensors of a checkpoint (weights-only) or ``.safetensors`` file, and its other top-level entries.
-
-    Args:
-        path (str): ``.pth``/``.pt``/``.bin`` written by ``torch.save``, or ``.safetensors``.
-        allow_namespace (bool): also allow ``argparse.Namespace`` (plain data: the ``args`` entry of the
-            checkpoints of MAE-style training scripts such as the authors').
-
-    Returns:
-        tuple: the state dict (from a ``state_dict``, ``model`` or ``module`` entry when there is one) and
-        the names of the other entries.
-
-    Raises:
-        CheckpointError: the file is missing, not a checkpoint, refused, or holds no tensors.
-    """
+    """The tensors of a ``torch.save`` (weights-only; from its ``state_dict``/``model``/``module`` entry if
+    any) or ``.safetensors`` file, and its other entries. ``allow_namespace``: allow ``argparse.Namespace``
+    (plain data: the ``args`` of MAE-style scripts' checkpoints such as the authors')."""
     if path.endswith('.safetensors'):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -126,8 +107,7 @@ def load_state_dict_file(path: str, allow_namespace: bool = False) -> Tuple[Stat
 
 def save_state_dict_file(state_dict: Mapping[str, Tensor], path: str, meta: Optional[dict] = None,
                          wrap: bool = True) -> None:
-    """Write ``state_dict`` as ``.safetensors`` (``meta`` as string metadata) or with ``torch.save``:
-    ``{'state_dict', 'meta'}`` (an mmengine checkpoint) or, with ``wrap=False``, the bare state dict."""
+    """Write ``.safetensors`` (``meta`` as metadata) or ``torch.save`` ``{'state_dict', 'meta'}`` (bare if not wrap)."""
     if path.endswith('.safetensors'):
         from safetensors.torch import save_file
         save_file({k: v.detach().contiguous().clone() for k, v in state_dict.items()}, path,
