@@ -55,14 +55,24 @@ fi
 # the wheels alone, ignoring any pip configuration of the machine (indexes, find-links, constraints)
 pip_install() {
   env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
-    "$PY" -m pip install --no-index --no-deps --no-compile --disable-pip-version-check -q --target "$SITE" "$@"
+    "$PY" -m pip install --no-index --no-deps --no-compile --disable-pip-version-check --root-user-action=ignore \
+    -q --target "$SITE" "$@"
 }
 t0=$SECONDS
 pip_install "${WHLS[@]}"
-# mmengine reads `mmpretrain::` base configs through pkg_resources, which newer setuptools lack
-if ! PYTHONPATH="$SITE" "$PY" -c 'import pkg_resources' >/dev/null 2>&1; then
-  [ "${#FALLBACK[@]}" -gt 0 ] || { echo "gpu_check: no pkg_resources and no $WHEELS/fallback/setuptools wheel" >&2; exit 1; }
+# mmengine reads `mmpretrain::` base configs through pkg_resources and its Runner imports distutils; Python
+# >= 3.12 has distutils only through setuptools' shim, and setuptools >= 81 has no pkg_resources: where the
+# machine's Python lacks either, setuptools from fallback/ goes into the target, and where its distutils shim
+# (a .pth file, which PYTHONPATH folders do not run) is needed, gpu_check.py adds the target as a site folder
+needs() { PYTHONPATH="$SITE" "$@" -c 'import pkg_resources, distutils.errors' >/dev/null 2>&1; }
+if ! needs "$PY"; then
+  [ "${#FALLBACK[@]}" -gt 0 ] || { echo "gpu_check: no pkg_resources or distutils, and no $WHEELS/fallback wheel" >&2; exit 1; }
   pip_install "${FALLBACK[@]}"
+  if ! needs "$PY"; then
+    export GPU_CHECK_SITE_DIR="$SITE"
+    PYTHONPATH="$SITE" "$PY" -c "import site; site.addsitedir('$SITE'); import pkg_resources, distutils.errors" \
+      || { echo "gpu_check: pkg_resources or distutils still missing with $WHEELS/fallback installed" >&2; exit 1; }
+  fi
 fi
 echo "gpu_check: installed ${#WHLS[@]} wheels into $SITE in $((SECONDS - t0)) s"
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
