@@ -17,7 +17,7 @@ TOP = {'cls_token': 'cls_token', 'pos_embed': 'pos_embed', 'patch_embed.proj.wei
        'patch_embed.proj.bias': 'patch_embed.projection.bias', 'norm.weight': 'ln1.weight', 'norm.bias': 'ln1.bias'}
 BLOCK = {'norm1': 'ln1', 'attn.qkv': 'attn.qkv', 'attn.proj': 'attn.proj', 'norm2': 'ln2', 'mlp.fc1': 'ffn.layers.0.0',
          'mlp.fc2': 'ffn.layers.1'}
-AUTHORS = 'authors\' SAIM checkpoint'
+AUTHORS = "authors' SAIM checkpoint"
 
 
 @dataclass
@@ -34,8 +34,8 @@ class ConversionReport:
             [f'dropped checkpoint entries: {", ".join(self.other_entries)}'] if self.other_entries else [])
         for top in dict.fromkeys(k.split('.')[0] for k, _ in self.dropped):
             group = [f'{k} {list(s)}' for k, s in self.dropped if k.split('.')[0] == top]
-            out.append(f'dropped {len(group)} tensor(s) under {top!r}: {", ".join(group[:3])}'
-                       f'{", ..." if len(group) > 3 else ""}')
+            more = ', ...' if len(group) > 3 else ''
+            out.append(f'dropped {len(group)} tensor(s) under {top!r}: {", ".join(group[:3])}{more}')
         return out + [f'added {key}: {why}' for key, why in self.added]
 
 
@@ -48,29 +48,23 @@ def require_keys(state_dict: Mapping, keys: List[str], what: str) -> None:
 
 def num_blocks(state_dict: Mapping, prefix: str) -> int:
     """Number of blocks ``{prefix}N.*`` (the highest ``N`` plus one; 0 if there are none)."""
-    found = [int(m[1]) for m in (re.match(re.escape(prefix) + r'(\d+)\.', k) for k in state_dict) if m]
-    return max(found) + 1 if found else 0
+    found = (int(m[1]) for m in (re.match(re.escape(prefix) + r'(\d+)\.', k) for k in state_dict) if m)
+    return 1 + max(found, default=-1)
 
 
 def check_state_dict(state_dict: Mapping, expected: Mapping[str, Optional[tuple]], what: str,
                      optional=()) -> None:
     """Raise :class:`ConversionError` naming missing (not ``optional``) and unexpected keys and shape mismatches
     unless ``state_dict`` has the keys and shapes of ``expected`` (a None shape: any)."""
-    problems = {'missing keys': [f'{k} {list(s or ())}' for k, s in expected.items()
-                                 if k not in state_dict and k not in optional],
-                'unexpected keys': [f'{k} {list(v.shape)}' for k, v in state_dict.items() if k not in expected],
-                'shape mismatches': [f'{k}: got {list(v.shape)}, expected {list(expected[k])}'
-                                     for k, v in state_dict.items()
-                                     if expected.get(k) is not None and tuple(v.shape) != tuple(expected[k])]}
+    sizes = {k: tuple(v.shape) for k, v in state_dict.items()}
+    problems = {'missing keys': [f'{k} {list(s or ())}' for k, s in expected.items() if k not in {*sizes, *optional}],
+                'unexpected keys': [f'{k} {list(s)}' for k, s in sizes.items() if k not in expected],
+                'shape mismatches': [f'{k}: got {list(s)}, expected {list(expected[k])}' for k, s in sizes.items()
+                                     if expected.get(k) not in (None, s)]}
     parts = [f'{name}: ' + ', '.join(items[:12]) + (f' ... ({len(items)} in all)' if len(items) > 12 else '')
              for name, items in problems.items() if items]
     if parts:
         raise ConversionError('\n  '.join([f'{what} does not fit:'] + parts))
-
-
-def check_fits_model(model: torch.nn.Module, state_dict: Mapping, what: str = 'state dict') -> None:
-    """Raise :class:`ConversionError` unless ``state_dict`` has exactly the keys and shapes of ``model``."""
-    check_state_dict(state_dict, {k: tuple(v.shape) for k, v in model.state_dict().items()}, what)
 
 
 def vit_arch(encoder: Mapping, what: str = 'encoder') -> dict:
@@ -86,34 +80,30 @@ def vit_arch(encoder: Mapping, what: str = 'encoder') -> dict:
 def check_vit(encoder: Mapping, what: str, final_norm: Optional[bool] = None) -> Dict[str, tuple]:
     """Compare ``encoder`` with the mmpretrain ViT its weights imply (on the meta device); returns its shapes."""
     a = vit_arch(encoder, what)
-    with torch.device('meta'):  # (1, N) patches: any token count; num_heads does not change any shape
+    p = a['patch_size']
+    with torch.device('meta'):  # a 1 x (N - 1) patch grid: any token count; num_heads changes no shape
         vit = VisionTransformer(dict(embed_dims=a['embed_dims'], num_layers=a['depth'], num_heads=1,
-                                     feedforward_channels=a['hidden']), img_size=(1, a['num_tokens'] - 1),
-                                patch_size=1, in_channels=a['in_channels'], out_type='raw',
+                                     feedforward_channels=a['hidden']), img_size=(p, p * (a['num_tokens'] - 1)),
+                                patch_size=p, in_channels=a['in_channels'], out_type='raw',
                                 final_norm='ln1.weight' in encoder if final_norm is None else final_norm)
     shapes = {k: tuple(v.shape) for k, v in vit.state_dict().items()}
-    shapes['patch_embed.projection.weight'] = shapes['patch_embed.projection.weight'][:2] + (a['patch_size'], ) * 2
     check_state_dict(encoder, shapes, what)
     return shapes
 
 
 def _rename(state_dict: Mapping, top: dict, block: dict, src: str, dst: str, what: str) -> StateDict:
     """Keys renamed by ``top`` and, in blocks ``{src}.N.``, by ``block``; a key neither knows is an error."""
-    out, unknown = {}, []
-    for key, value in state_dict.items():
-        m = re.fullmatch(rf'{src}\.(\d+)\.(.+)\.(weight|bias)', key)
-        name = top.get(key) or (m and m[2] in block and f'{dst}.{m[1]}.{block[m[2]]}.{m[3]}')
-        out[name or key] = value
-        if not name:
-            unknown.append(f'{key} {list(value.shape)}')
+    names = {k: top.get(k) or ((m := re.fullmatch(rf'{src}\.(\d+)\.(.+)\.(weight|bias)', k)) and m[2] in block
+                                and f'{dst}.{m[1]}.{block[m[2]]}.{m[3]}') for k in state_dict}
+    unknown = [f'{k} {list(state_dict[k].shape)}' for k, name in names.items() if not name]
     if unknown:
-        raise ConversionError(f'{what} does not fit the plain ViT layout: unexpected {unknown[:12]}.')
-    return out
+        raise ConversionError(f'{what} does not fit the plain ViT layout: unexpected keys: {", ".join(unknown[:12])}')
+    return {names[k]: v for k, v in state_dict.items()}
 
 
 def timm_to_mm(state_dict: Mapping) -> Tuple[StateDict, ConversionReport]:
     """timm ``VisionTransformer`` -> mmpretrain-layout encoder; ``head.*`` is dropped, other strangers refused."""
-    report = ConversionReport(dropped=sorted((k, tuple(v.shape)) for k, v in state_dict.items() if k.startswith('head.')))
+    report = ConversionReport(sorted((k, tuple(v.shape)) for k, v in state_dict.items() if k.startswith('head.')))
     encoder = _rename({k: v for k, v in state_dict.items() if not k.startswith('head.')}, TOP, BLOCK, 'blocks',
                       'layers', 'timm ViT state dict')
     check_vit(encoder, 'converted timm ViT')
@@ -132,10 +122,11 @@ def extract_backbone(state_dict: Mapping, prefix: str = 'backbone.') -> Tuple[St
     """The complete ViT under ``prefix`` of a saim_mm checkpoint (prefix kept); the rest is reported dropped."""
     backbone = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
     if not backbone:
-        raise ConversionError(f'no keys under {prefix!r} (top-level names: {sorted({k.split(".")[0] for k in state_dict})}'
-                              '); expected a saim_mm checkpoint (SAIM pre-training or a classifier).')
+        tops = sorted({k.split('.')[0] for k in state_dict})
+        raise ConversionError(f'no keys under {prefix!r} (top-level names: {tops}); expected a saim_mm checkpoint '
+                              '(SAIM pre-training or a classifier).')
     check_vit(backbone, f'{prefix[:-1]} encoder')
-    report = ConversionReport(dropped=[(k, tuple(v.shape)) for k, v in state_dict.items() if not k.startswith(prefix)],
+    report = ConversionReport([(k, tuple(v.shape)) for k, v in state_dict.items() if not k.startswith(prefix)],
                               arch=vit_arch(backbone))
     return {prefix + k: v for k, v in backbone.items()}, report
 
@@ -171,46 +162,27 @@ def official_saim_to_mm(state_dict: Mapping, query_depth: Optional[int] = None) 
         raise ConversionError('authors\' SAIM checkpoint has no query_blocks.N.* (decoder) keys.')
     query = {k[len('query_'):]: sd.pop(k) for k in list(sd) if k.startswith('query_blocks.')}
     shared = num_query == depth and all(k in sd and torch.equal(v, sd[k]) for k, v in query.items())
-    report = ConversionReport()
-    kernel = sd.pop('gaussian_blur.weight', None)  # a fixed buffer; saim_mm's head computes it from k and sigma
+    report, kernel = ConversionReport(), sd.pop('gaussian_blur.weight', None)  # saim_mm's head computes it
     decoder = {'neck.ln.' + k[5:]: sd.pop(k) for k in ('norm.weight', 'norm.bias')}
     decoder.update({'neck.predictor.' + k[16:]: sd.pop(k) for k in list(sd) if k.startswith('prediction_head.')})
-    leftover = [f'{k} {list(v.shape)}' for k, v in sd.items() if not (k in TOP or k.startswith('blocks.'))]
-    if leftover:
-        raise ConversionError(f'{AUTHORS} has unexpected keys: {", ".join(leftover[:12])}')
     encoder = _rename(sd, TOP, BLOCK, 'blocks', 'layers', AUTHORS)
-    like = encoder.get('cls_token', torch.zeros(1, 1, 0))
-    C, dtype = like.shape[-1], like.dtype  # their encoder has no final norm: the identity
-    encoder['ln1.weight'], encoder['ln1.bias'] = torch.ones(C, dtype=dtype), torch.zeros(C, dtype=dtype)
+    like = encoder.get('cls_token', torch.zeros(0)).flatten()  # their encoder has no final norm: the identity
+    encoder['ln1.weight'], encoder['ln1.bias'] = torch.ones_like(like), torch.zeros_like(like)
     report.added = [(f'backbone.ln1.{p}', f'{v} (final encoder norm; not in their pre-training model)')
                     for p, v in (('weight', 'ones'), ('bias', 'zeros'))]
     shapes = check_vit(encoder, f'converted {AUTHORS}')
-    dec_depth = (query_depth or depth) if shared else num_query
-    if depth % dec_depth:
+    if depth % (dec_depth := (query_depth or depth) if shared else num_query):
         raise ConversionError(f'a decoder of {dec_depth} blocks does not divide the encoder depth {depth}.')
     if shared:
         report.dropped += [('query_' + k, tuple(v.shape)) for k, v in query.items()]
     else:
-        layers = {'neck.' + k: v for k, v in _rename(query, {}, BLOCK, 'blocks', 'layers', AUTHORS).items()}
-        check_state_dict(layers, {f'neck.layers.{j}.{k[9:]}': s for k, s in shapes.items() if k.startswith('layers.0.')
-                                  for j in range(dec_depth)}, f'converted {AUTHORS} (decoder)')
-        decoder.update(layers)
-    arch = dict(vit_arch(encoder), query_depth=dec_depth, share_encoder_weights=shared, kernel_size=None, sigma=None,
-                predictor='mlp' if 'neck.predictor.fc1.weight' in decoder else 'linear')
+        decoder.update({'neck.' + k: v for k, v in _rename(query, {}, BLOCK, 'blocks', 'layers', AUTHORS).items()})
+        check_state_dict({k: v for k, v in decoder.items() if k.startswith('neck.layers.')}, {
+            f'neck.layers.{j}.{k[9:]}': s for k, s in shapes.items() if k.startswith('layers.0.')
+            for j in range(dec_depth)}, f'converted {AUTHORS} (decoder)')
+    report.arch = dict(vit_arch(encoder), query_depth=dec_depth, share_encoder_weights=shared, kernel_size=None,
+                       sigma=None, predictor='mlp' if 'neck.predictor.fc1.weight' in decoder else 'linear')
     if kernel is not None:
-        arch['kernel_size'], arch['sigma'] = gaussian_from_kernel(kernel)
+        report.arch['kernel_size'], report.arch['sigma'] = gaussian_from_kernel(kernel)
         report.dropped.append(('gaussian_blur.weight', tuple(kernel.shape)))
-    report.arch = arch
     return {**{'backbone.' + k: v for k, v in encoder.items()}, **decoder}, report
-
-
-def saim_model_cfg(arch: dict, num_heads: int) -> dict:
-    """``model`` overrides, as they are, for a config inheriting ``configs/_base_/models/saim_vit-base-p16.py``."""
-    p, side = arch['patch_size'], int(round(math.sqrt(arch['num_tokens'] - 1)))
-    encoder = dict(_delete_=True, embed_dims=arch['embed_dims'], num_layers=arch['depth'], num_heads=num_heads,
-                   feedforward_channels=arch['hidden'])
-    return dict(backbone=dict(arch=encoder, img_size=side * p, patch_size=p),
-                neck=dict(num_layers=arch['query_depth'], share_encoder_weights=arch['share_encoder_weights'],
-                          predictor=arch['predictor']),
-                head=dict(patch_size=p, kernel_size=arch['kernel_size'],
-                          sigma=None if arch['sigma'] is None else round(arch['sigma'], 6)))

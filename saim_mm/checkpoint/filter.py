@@ -1,9 +1,6 @@
-"""``checkpoint_filter_fn(state_dict, model)``, in timm's manner, run where weights go into a saim_mm model.
-
-``SAIMViT`` / ``SAIMDenseViT`` and ``SAIM`` register :func:`add_checkpoint_filter`, so ``load_state_dict``,
-mmengine's ``load_checkpoint`` (``load_from``, ``get_model(..., pretrained=PATH)``) and :func:`load_pretrained`
-(a ViT's ``init_cfg=dict(type='Pretrained')``) convert; nothing changes for any other model.
-"""
+"""``checkpoint_filter_fn(state_dict, model)``, in timm's manner, run where weights go into saim_mm's models
+(:func:`add_checkpoint_filter`: ``load_state_dict``, ``load_from``, ``get_model(pretrained=)``; a ViT's
+``init_cfg=dict(type='Pretrained')``: :func:`load_pretrained`); nothing changes for any other model."""
 import argparse
 import re
 from typing import Mapping, Optional, Tuple
@@ -14,7 +11,7 @@ from torch import Tensor, nn
 
 from .convert import ConversionReport, check_state_dict, fuse_qkv, num_blocks, official_saim_to_mm, timm_to_mm
 from .errors import ConversionError
-from .io import CONTAINER_KEYS, StateDict, load_checkpoint_file, load_state_dict_file, strip_prefix
+from .io import StateDict, load_checkpoint_file, load_state_dict_file, strip_prefix, unwrap
 
 LAYOUTS = (  # (name, description, keys that identify it; one ending in '.' stands for any key under it)
     ('saim_mm', 'saim_mm SAIM checkpoint (encoder backbone.*, decoder neck.*)',
@@ -47,66 +44,54 @@ def _to_saim_mm(sd: StateDict, layout: str) -> Tuple[StateDict, ConversionReport
     return ({'backbone.' + k: v for k, v in encoder.items()} if layout not in ('saim_mm', 'backbone') else sd), report
 
 
-def _weights(checkpoint: Mapping) -> Tuple[Mapping, Optional[str]]:
-    """The weights of a checkpoint dict and the entry that holds them (None: the dict itself)."""
-    entry = next((k for k in CONTAINER_KEYS if isinstance(checkpoint.get(k), Mapping)), None)
-    return (checkpoint[entry] if entry else checkpoint), entry
-
-
 def _generic(key: str) -> str:  # block indices replaced by '*'
     return re.sub(r'(?<=\.)\d+(?=\.)|^\d+(?=\.)', '*', key)
 
 
 def checkpoint_filter_fn(state_dict: Mapping, model: nn.Module, source: str = 'state dict') -> StateDict:
-    """``state_dict`` (a checkpoint dict, ``module.`` prefixes allowed) in any of :data:`LAYOUTS` -> the
-    layout of ``model``: everything for a model with ``backbone.*`` keys (``SAIM``), else the encoder.
-
-    A converted result must not have keys or shapes ``model`` lacks (``pos_embed``: any shape, mmpretrain's
-    ViT resizes it) and must fill what it covers: a missing key is an error unless no block has its name
-    (``SAIMDenseViT``'s relative position biases) or, for a ``SAIM``, the file has nothing of its part (the
-    decoder of an encoder-only file); else a :class:`ConversionError` naming keys and shapes. Logs one line.
-    """
+    """``state_dict`` (a checkpoint dict, ``module.`` prefixes allowed) in any of :data:`LAYOUTS` -> the layout
+    of ``model``: all for a model with ``backbone.*`` keys (``SAIM``), else the encoder. A converted result must
+    not have keys or shapes ``model`` lacks (``pos_embed``: any, mmpretrain's ViT resizes it) and must fill what
+    it covers: a key may be missing only if no block has its name (``SAIMDenseViT``'s relative position biases)
+    or, for a ``SAIM``, the file has nothing of its part (an encoder-only file's decoder). Logs one line."""
     if not isinstance(state_dict, Mapping):
         raise ConversionError(f'{source} is a {type(state_dict).__name__}, not a state dict or checkpoint dict.')
-    weights, entry = _weights(state_dict)
+    weights, entry = unwrap(state_dict)
     sd = strip_prefix({k: v for k, v in weights.items() if isinstance(v, Tensor)}, 'module.')
-    others = [k for k in state_dict if k != entry] if entry else [k for k, v in weights.items()
-                                                                 if not isinstance(v, Tensor)]
+    others = ([k for k in state_dict if k != entry] if entry else []) + [
+        f'{k} (not a tensor)' for k, v in weights.items() if not isinstance(v, Tensor)]
     own = {k: (None if k.endswith('pos_embed') else tuple(v.shape)) for k, v in model.state_dict().items()}
     whole = any(k.startswith('backbone.') for k in own)
-    name, description = detect_layout(sd, source)
+    report, (name, description) = ConversionReport(), detect_layout(sd, source)
     native = name in (('saim_mm', 'backbone') if whole else ('encoder', ))
-    report = ConversionReport()
     if not native:
         try:
             sd, report = _to_saim_mm(sd, name)
             if not whole:
                 report.dropped += [(k, tuple(v.shape)) for k, v in sd.items() if not k.startswith('backbone.')]
                 sd = {k[9:]: v for k, v in sd.items() if k.startswith('backbone.')}
-            covered = {_generic(k) for k in sd} | {k.split('.')[0] if whole else '' for k in sd}
-            check_state_dict(sd, own, f'converted for {type(model).__name__}', optional=[
-                k for k in own if _generic(k) not in covered and ('*' in _generic(k) or
-                                                                  (k.split('.')[0] if whole else '') not in covered)])
+            part = (lambda k: k.split('.')[0]) if whole else (lambda k: '')  # noqa: E731
+            covered = {_generic(k) for k in sd} | {part(k) for k in sd}
+            check_state_dict(sd, own, f'converted for {type(model).__name__}', optional=[k for k in own if _generic(
+                k) not in covered and ('*' in _generic(k) or part(k) not in covered)])
         except ConversionError as err:
             raise ConversionError(f'{source} has the keys of layout {name} ({description}) but does not fit it: '
                                   f'{err}') from None
     report.other_entries = others
     facts = '; '.join(line for line in report.lines() if not line.startswith('architecture:')) or 'renamed only'
-    print_log(f'{source}: layout {name} ({description}), ' + ('loaded as it is' if native else
-                                                              f"converted to this model's layout: {facts}"),
-              logger='current')
+    done = 'loaded as it is' if native else f"converted to this model's layout: {facts}"
+    print_log(f'{source}: layout {name} ({description}), {done}', logger='current')
     return sd
 
 
 def _filter_pre_hook(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
-    """Load-state-dict pre-hook: the keys under ``prefix`` through :func:`checkpoint_filter_fn`, in place,
-    unless they are all the module's own (nothing to convert)."""
+    """Load pre-hook: the keys under ``prefix`` through :func:`checkpoint_filter_fn` unless all are the module's."""
     keys = [k for k in state_dict if k.startswith(prefix)]
     own = module.state_dict().keys()
     if not keys or all(k[len(prefix):] in own for k in keys):
         return
-    sub = {k[len(prefix):]: state_dict.pop(k) for k in keys}
-    converted = checkpoint_filter_fn(sub, module, f'{type(module).__name__} state dict')
+    converted = checkpoint_filter_fn({k[len(prefix):]: state_dict.pop(k) for k in keys}, module,
+                                     f'{type(module).__name__} state dict')
     state_dict.update({prefix + k: v for k, v in converted.items()})
 
 
@@ -121,11 +106,9 @@ def load_pretrained(model: nn.Module, filename: str, prefix: Optional[str] = Non
     """``init_cfg=dict(type='Pretrained')`` of a local file, in timm's manner: read weights-only (or
     ``.safetensors``), :func:`checkpoint_filter_fn`, mmengine's ``load_state_dict`` (which logs what is
     missing). ``prefix`` selects the keys under it only when the whole file fits no layout."""
-    if filename.endswith('.safetensors'):
-        checkpoint = load_state_dict_file(filename)[0]
-    else:  # argparse.Namespace: the ``args`` entry of the authors' checkpoints (plain data)
-        checkpoint = load_checkpoint_file(filename, map_location='cpu', allow=(argparse.Namespace, ))
-    weights = _weights(checkpoint)[0] if isinstance(checkpoint, Mapping) else {}
+    checkpoint = load_state_dict_file(filename)[0] if filename.endswith('.safetensors') else load_checkpoint_file(
+        filename, map_location='cpu', allow=(argparse.Namespace, ))  # the authors' ``args`` entry: plain data
+    weights = unwrap(checkpoint)[0] if isinstance(checkpoint, Mapping) else {}
     sub = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix or '\0')}
     if sub and not detect_layout(strip_prefix(weights, 'module.'), None):
         checkpoint = sub

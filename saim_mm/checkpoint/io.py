@@ -21,8 +21,7 @@ CONTAINER_KEYS = ('state_dict', 'model', 'module')  # where checkpoints keep the
 TORCH_MAGIC = (b'PK\x03\x04', b'\x80\x02\x8a\x0a')  # torch.save's zip format; its legacy format
 OTHER_FORMATS = {b'\xff\xd8\xff': 'a JPEG image', b'\x89PNG': 'a PNG image', b'\x93NUMPY': 'a numpy .npy file',
                  **{bytes([0x80, v]): 'a plain pickle (not written by torch.save)' for v in (2, 3, 4, 5)}}
-NUMPY_DTYPES = ('bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'float16',
-                'float32', 'float64')
+NUMPY_DTYPES = 'bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64'.split()
 HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')  # HistoryBuffer._set_default_statistics
 
 
@@ -45,10 +44,15 @@ def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str) -> StateDict:
     return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
 
 
+def unwrap(checkpoint: Mapping) -> Tuple[Mapping, Optional[str]]:
+    """The weights of a checkpoint dict and the entry that holds them (None: the dict itself)."""
+    entry = next((k for k in CONTAINER_KEYS if isinstance(checkpoint.get(k), Mapping)), None)
+    return (checkpoint[entry] if entry else checkpoint), entry
+
+
 def require_file(filename: str) -> str:
     """``filename`` with ``~`` expanded; :class:`CheckpointNotFoundError` unless it is a file."""
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
+    if not osp.isfile(filename := osp.expanduser(filename)):
         raise CheckpointNotFoundError(f'Checkpoint {filename} does not exist.')
     return filename
 
@@ -85,19 +89,16 @@ def load_state_dict_file(path: str, allow_namespace: bool = False) -> Tuple[Stat
     any) or ``.safetensors`` file, and its other entries. ``allow_namespace``: allow ``argparse.Namespace``
     (plain data: the ``args`` of MAE-style scripts' checkpoints such as the authors')."""
     if path.endswith('.safetensors'):
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-        path = require_file(path)
+        from safetensors import SafetensorError, torch as safetensors_torch
         try:
-            return dict(load_file(path)), []
-        except (SafetensorError, OSError, ValueError) as err:
+            return dict(safetensors_torch.load_file(require_file(path))), []
+        except (SafetensorError, ValueError) as err:
             raise CheckpointLoadError(f'Cannot load {path}: not a valid .safetensors file ({err}).') from None
     obj = load_checkpoint_file(path, map_location='cpu', allow=(argparse.Namespace, ) if allow_namespace else ())
     if not isinstance(obj, Mapping):
         raise ConversionError(f'{path} holds a {type(obj).__name__}, not a state dict or checkpoint dict.')
-    entry = next((k for k in CONTAINER_KEYS if isinstance(obj.get(k), Mapping)), None)
-    others = [k for k in obj if k != entry] if entry else []
-    obj = obj[entry] if entry else obj
+    obj, entry = unwrap(checkpoint := obj)
+    others = [k for k in checkpoint if k != entry] if entry else []
     weights = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
     if not weights:
         raise ConversionError(f'{path} holds no tensors (top-level keys: {sorted(map(str, obj))[:10]}); '

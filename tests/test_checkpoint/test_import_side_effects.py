@@ -68,7 +68,8 @@ SCRIPT = textwrap.dedent('''
     assert CheckpointLoader._schemes[''] is load_from_local
     assert set(map(str, torch.serialization.get_safe_globals())) == allowed
     # the comparison can fail: the ViT given the timm file keeps its random weights, the ResNet takes its file
-    vit_qkv, timm_qkv = before[1]['mmpretrain_vit']['layers.0.attn.qkv.weight'], before[0]['timm']['blocks.0.attn.qkv.weight']
+    vit_qkv = before[1]['mmpretrain_vit']['layers.0.attn.qkv.weight']
+    timm_qkv = before[0]['timm']['blocks.0.attn.qkv.weight']
     assert vit_qkv.shape == timm_qkv.shape and not torch.equal(vit_qkv, timm_qkv)
     assert torch.equal(before[1]['mmdet_resnet']['conv1.weight'], before[0]['resnet']['conv1.weight'])
     print('unchanged by import saim_mm:', sorted(before[0]), sorted(before[1]))

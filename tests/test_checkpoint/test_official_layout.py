@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from saim_mm.checkpoint import ConversionError, official_saim_to_mm, saim_model_cfg
+from saim_mm.checkpoint import ConversionError, official_saim_to_mm
 from tests.conftest import build_tiny_saim
 
 
@@ -170,6 +170,10 @@ def test_converted_authors_checkpoint_gives_the_papers_loss(case):
 def test_model_cfg_suggestion_fits():
     sd = authors_state_dict()
     converted, report = official_saim_to_mm(sd)
+    import runpy
+
+    from tests.conftest import REPO
+    saim_model_cfg = runpy.run_path(os.path.join(REPO, 'tools/model_converters/official2saim.py'))['saim_model_cfg']
     cfg = saim_model_cfg(report.arch, num_heads=2)
     assert cfg['backbone']['img_size'] == 16 and cfg['neck']['num_layers'] == 4
     assert cfg['head']['kernel_size'] == 3 and cfg['head']['sigma'] == pytest.approx(1.0)

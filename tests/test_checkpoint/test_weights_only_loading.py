@@ -21,8 +21,8 @@ from mmpretrain.registry import MODELS
 from PIL import Image
 
 import saim_mm  # noqa: F401
-from saim_mm.checkpoint import (CheckpointLoadError, checkpoint_safe_globals, load_checkpoint_file, load_state_dict_file,
-                                statistics_method_getattr)
+from saim_mm.checkpoint import (CheckpointLoadError, checkpoint_safe_globals, load_checkpoint_file,
+                                load_state_dict_file, statistics_method_getattr)
 from saim_mm.checkpoint import io as checkpoint_io
 from tests.conftest import REPO, build_tiny_saim, demo_train_cfg, tiny_saim_cfg
 

@@ -19,11 +19,24 @@ ViT's final norm, since both have that name (README, "Paper vs the authors' rele
 ``identity``, is what saim_mm's own pre-training transfers.
 """
 import argparse
+import math
 import os
 import os.path as osp
 
-from saim_mm.checkpoint import (check_fits_model, load_state_dict_file, official_saim_to_mm, saim_model_cfg,
-                                save_state_dict_file)
+from saim_mm.checkpoint import check_state_dict, load_state_dict_file, official_saim_to_mm, save_state_dict_file
+
+
+def saim_model_cfg(arch: dict, num_heads: int) -> dict:
+    """``model`` overrides, as they are, for a config inheriting ``configs/_base_/models/saim_vit-base-p16.py``
+    (``arch``: the report of ``official_saim_to_mm``; the decoder's sizes default to the encoder's)."""
+    p, side = arch['patch_size'], int(round(math.sqrt(arch['num_tokens'] - 1)))
+    encoder = dict(_delete_=True, embed_dims=arch['embed_dims'], num_layers=arch['depth'], num_heads=num_heads,
+                   feedforward_channels=arch['hidden'])
+    return dict(backbone=dict(arch=encoder, img_size=side * p, patch_size=p),
+                neck=dict(num_layers=arch['query_depth'], share_encoder_weights=arch['share_encoder_weights'],
+                          predictor=arch['predictor']),
+                head=dict(patch_size=p, kernel_size=arch['kernel_size'],
+                          sigma=None if arch['sigma'] is None else round(arch['sigma'], 6)))
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,7 +71,8 @@ def main() -> None:
 
         import saim_mm  # noqa: F401
         model = MODELS.build(Config.fromfile(args.config).model)
-        check_fits_model(model, converted, f'{args.src} converted for {args.config}')
+        check_state_dict(converted, {k: tuple(v.shape) for k, v in model.state_dict().items()},
+                         f'{args.src} converted for {args.config}')
         print(f'fits the model of {args.config} (every key and shape)')
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     save_state_dict_file(converted, args.dst, meta=dict(converted_from=osp.abspath(args.src), arch=report.arch))
