@@ -55,8 +55,8 @@ fi
 # the wheels alone, ignoring any pip configuration of the machine (indexes, find-links, constraints)
 pip_install() {
   env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
-    "$PY" -m pip install --no-index --no-deps --no-compile --disable-pip-version-check --root-user-action=ignore \
-    -q --target "$SITE" "$@"
+    PIP_ROOT_USER_ACTION=ignore "$PY" -m pip install --no-index --no-deps --no-compile \
+    --disable-pip-version-check -q --target "$SITE" "$@"
 }
 t0=$SECONDS
 pip_install "${WHLS[@]}"
@@ -66,7 +66,10 @@ pip_install "${WHLS[@]}"
 # (a .pth file, which PYTHONPATH folders do not run) is needed, gpu_check.py adds the target as a site folder
 needs() { PYTHONPATH="$SITE" "$@" -c 'import pkg_resources, distutils.errors' >/dev/null 2>&1; }
 if ! needs "$PY"; then
-  [ "${#FALLBACK[@]}" -gt 0 ] || { echo "gpu_check: no pkg_resources or distutils, and no $WHEELS/fallback wheel" >&2; exit 1; }
+  if [ "${#FALLBACK[@]}" = 0 ]; then
+    echo "gpu_check: the Python lacks pkg_resources or distutils, and $WHEELS/fallback has no setuptools" >&2
+    exit 1
+  fi
   pip_install "${FALLBACK[@]}"
   if ! needs "$PY"; then
     export GPU_CHECK_SITE_DIR="$SITE"

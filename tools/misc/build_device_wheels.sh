@@ -9,19 +9,22 @@
 #   - saim_mm (a wheel of this working tree);
 #   - mmengine, mmpretrain and mmcv at the pins of requirements/mminstall.txt. mmcv is built here from its
 #     source package with MMCV_WITH_OPS=0: pure Python, no compiled ops. Pre-training does not need them:
-#     mmpretrain's ViT, data preprocessor and transforms use mmcv.cnn / mmcv.transforms / mmcv.image only,
-#     and the imports that reach mmcv.ops (mmcv.cnn.bricks.transformer's MultiScaleDeformableAttention,
-#     mmcv.utils.env) catch the ModuleNotFoundError. mmcv's setup.py names such a build 'mmcv-lite'; the
-#     wheel is named 'mmcv' here so that the installed metadata satisfies saim_mm's version check and
-#     mmpretrain's. mmdet and mmsegmentation are left out: they import mmcv.ops at import time;
+#     a SAIM pre-training step imports mmcv's arraymisc, cnn, image, transforms, utils, video and
+#     visualization modules, all pure Python, and the imports there that reach mmcv.ops
+#     (mmcv.cnn.bricks.transformer's MultiScaleDeformableAttention, mmcv.utils.env) catch the
+#     ModuleNotFoundError (tests/test_tools/test_device_wheels.py runs such a step from these wheels).
+#     mmcv's setup.py names such a build 'mmcv-lite'; the wheel is named 'mmcv' here so that the installed
+#     metadata satisfies saim_mm's version check and mmpretrain's. mmdet and mmsegmentation are left out:
+#     they import mmcv.ops at import time;
 #   - the pure-Python dependencies of those, for --python-version, that the device does not have
 #     (DEVICE_HAS below: the package list of the device image in the device tool's KINDS.md, 2026-11-17);
 #     from PyPI wheels where they exist, source packages built to wheels here otherwise. Their versions are
 #     those installed in --pin-from (default: the repository's .venv, the stack the tests ran with) where
 #     it has them, else the newest that fits;
 #   - fallback/: setuptools from requirements/build.txt (setuptools<70). mmengine imports pkg_resources
-#     for `mmpretrain::` base configs, which setuptools>=81 no longer ships; gpu_check.sh installs it only
-#     where the device's Python cannot import pkg_resources.
+#     for `mmpretrain::` base configs, which setuptools>=81 no longer ships, and its Runner imports
+#     distutils (Python >= 3.12: setuptools' shim); gpu_check.sh installs it only where the device's Python
+#     cannot import either.
 # The third-party wheels are cached in ${SAIM_MM_CACHE:-$HOME/.cache/saim_mm}/device_wheels/ under a key of
 # the requirements, the pins, the Python version and this script; saim_mm's wheel is built anew each time.
 # The total (wheels plus the working tree that travels with a device call) must stay within --max-mib.
