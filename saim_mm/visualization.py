@@ -3,6 +3,7 @@
 Used by the scripts in tools/visualization/. The model-side computations (attention maps,
 reconstructions, completion) are in :mod:`saim_mm.apis`.
 """
+import argparse
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -114,4 +115,17 @@ def stack_rows(rows: Sequence[Image.Image]) -> Image.Image:
     return out
 
 
-__all__ = ['to_uint8', 'heatmap', 'order_map', 'tile_row', 'stack_rows']
+def vis_arg_parser(description: str, out_dir: str) -> argparse.ArgumentParser:
+    """The command line the visualization tools share: config, checkpoint, images, output folder, panel
+    size and device; each tool adds its own options."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help='SAIM pre-training config, or a model name of the index')
+    parser.add_argument('checkpoint', help='SAIM checkpoint in any layout saim_mm reads (docs/checkpoints.md)')
+    parser.add_argument('images', nargs='+', help='image files')
+    parser.add_argument('--out-dir', default=out_dir)
+    parser.add_argument('--tile', type=int, default=224, help='side of each panel in pixels')
+    parser.add_argument('--device', default='cpu')
+    return parser
+
+
+__all__ = ['vis_arg_parser', 'to_uint8', 'heatmap', 'order_map', 'tile_row', 'stack_rows']

@@ -4,14 +4,13 @@
     tools/dist_test.sh CONFIG CHECKPOINT GPUS [ARGS]
 """
 import argparse
-import os
 import os.path as osp
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from saim_mm.checkpoint import checkpoint_safe_globals
-from saim_mm.utils import build_runner
+from saim_mm.utils import build_runner, parse_runner_args
 from saim_mm.utils.data_roots import TEST_LOADERS
 
 
@@ -21,15 +20,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the evaluation log')
     parser.add_argument('--out', help='dump the predictions to this pickle file')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, e.g. test_dataloader.batch_size=64')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_runner_args(parser, 'test_dataloader.batch_size=64')
 
 
 def main() -> None:

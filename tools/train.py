@@ -4,14 +4,13 @@
     tools/dist_train.sh configs/saim/vitb_800e.py 8 [ARGS]
 """
 import argparse
-import os
 import os.path as osp
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from saim_mm.checkpoint import checkpoint_safe_globals
-from saim_mm.utils import build_runner
+from saim_mm.utils import build_runner, parse_runner_args
 from saim_mm.utils.data_roots import TRAIN_LOADERS
 
 
@@ -29,15 +28,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--no-pin-memory', action='store_true', help='disable pin_memory in dataloaders')
     parser.add_argument('--no-persistent-workers', action='store_true',
                         help='disable persistent_workers in dataloaders')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, e.g. train_dataloader.batch_size=64')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_runner_args(parser, 'train_dataloader.batch_size=64')
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:

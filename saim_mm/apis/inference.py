@@ -20,6 +20,17 @@ Images = Union[str, Sequence[str], Tensor]
 POOLS = ('cls', 'mean', 'patches')
 
 
+def init_saim_model(config: str, checkpoint: str, device: str = 'cpu') -> nn.Module:
+    """A model built from ``config`` (a config file or a model name of the index) with the weights of
+    ``checkpoint`` read by saim_mm's weights-only loader (any layout it reads), in eval mode."""
+    from mmpretrain.apis import init_model
+
+    from ..checkpoint import load_pretrained
+    model = init_model(config, None, device=device)
+    load_pretrained(model, checkpoint)
+    return model.eval()
+
+
 def load_image(path: str, model: nn.Module, size: Optional[Tuple[int, int]] = None) -> Tensor:
     """Read an image file as the (1, 3, H, W) normalised input of ``model``.
 

@@ -123,10 +123,7 @@ class WindowRelPosAttention(SAIMAttention):
         self.patch_grid: Optional[Tuple[int, int]] = None
         self.rel_pos_bias = None if rel_pos_span is None else RelativePositionBias(self.num_heads, rel_pos_span)
 
-    def forward(self,
-                x: Tensor,
-                context: Optional[Tensor] = None,
-                attn_mask: Optional[Tensor] = None,
+    def forward(self, x: Tensor, context: Optional[Tensor] = None, attn_mask: Optional[Tensor] = None,
                 is_causal: bool = False) -> Tensor:
         """The attention branch on normalised tokens (B, E + H*W, C), up to the residual sum: (B, E + H*W, C).
 

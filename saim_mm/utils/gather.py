@@ -1,6 +1,8 @@
-"""Gathering tensors whose row counts differ between ranks."""
+"""Gathering across ranks: tensors whose row counts differ, and verdicts every rank must share."""
+from typing import List
+
 import torch
-from mmengine.dist import all_gather, get_world_size
+from mmengine.dist import all_gather, all_reduce, get_rank, get_world_size
 from torch import Tensor
 
 
@@ -23,3 +25,12 @@ def all_gather_rows(tensor: Tensor) -> Tensor:
     padded = tensor.new_zeros((max(counts), *tensor.shape[1:]))
     padded[:tensor.size(0)] = tensor
     return torch.cat([rows[:n] for rows, n in zip(all_gather(padded), counts)])
+
+
+def ranks_flagging(flag: bool) -> List[int]:
+    """The ranks whose ``flag`` is true, known to every rank (one all-reduce; without a process group, this
+    process alone). Every rank must call it, so that all of them take the same decision."""
+    flags = torch.zeros(get_world_size())
+    flags[get_rank()] = float(bool(flag))
+    all_reduce(flags, op='sum')
+    return [r for r, f in enumerate(flags.tolist()) if f]

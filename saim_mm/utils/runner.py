@@ -1,6 +1,8 @@
+import argparse
+import os
 from typing import Sequence
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -22,3 +24,21 @@ def build_runner(cfg: Config, loaders: Sequence[str]):
         raise SystemExit(f'error: {err}') from None  # one message, no traceback
     setup_cpu_distributed(cfg)
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+
+
+def parse_runner_args(parser: argparse.ArgumentParser, example: str) -> argparse.Namespace:
+    """Add the options every runner tool shares (``--cfg-options``, ``--launcher``, ``--local-rank``), parse
+    the command line and export ``LOCAL_RANK`` as mmengine's launchers expect it.
+
+    Args:
+        parser (ArgumentParser): The tool's parser with its own options.
+        example (str): An example override for the ``--cfg-options`` help, e.g. ``'train_dataloader.batch_size=64'``.
+    """
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help=f'override settings of the config, e.g. {example}')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args

@@ -12,13 +12,14 @@ of 0 (ignore) is left around some images. Layout (the one mmseg's ADE20KDataset 
 
 The same seed gives the same files.
 """
-import argparse
 import os
 import os.path as osp
 from typing import Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from saim_mm.utils.demo_data import parse_demo_data_args
 
 NUM_CLASSES = 150
 BACKGROUND_CLASSES = (1, 4, 7)   # ADE20K wall, floor, road
@@ -70,15 +71,7 @@ def make_split(out: str, split: str, prefix: str, count: int, size: int, seed: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('out', help='output folder')
-    parser.add_argument('--train', type=int, default=32, help='training images')
-    parser.add_argument('--val', type=int, default=8, help='validation images')
-    parser.add_argument('--size', type=int, default=64, help='image height in pixels')
-    parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
-    if args.size < 16:
-        parser.error(f'--size must be at least 16, got {args.size}')
+    args = parse_demo_data_args(__doc__.split('\n')[0])
     make_split(args.out, 'training', 'train', args.train, args.size, args.seed)
     make_split(args.out, 'validation', 'val', args.val, args.size, args.seed + 1)
     print(f'{args.train} training and {args.val} validation images in {args.out}')

@@ -14,7 +14,6 @@ mask encodings of COCO are exercised. Layout (the one mmdet's CocoDataset reads)
 Categories (ids 1, 2, 3): disc, square, triangle; configs name them with
 ``metainfo=dict(classes=('disc', 'square', 'triangle'))``. The same seed gives the same files.
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -23,6 +22,8 @@ from typing import List, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
+
+from saim_mm.utils.demo_data import parse_demo_data_args
 
 CLASSES = ('disc', 'square', 'triangle')
 
@@ -95,15 +96,7 @@ def make_split(out: str, split: str, count: int, size: int, seed: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('out', help='output folder')
-    parser.add_argument('--train', type=int, default=32, help='training images')
-    parser.add_argument('--val', type=int, default=8, help='validation images')
-    parser.add_argument('--size', type=int, default=64, help='image height in pixels')
-    parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
-    if args.size < 16:
-        parser.error(f'--size must be at least 16, got {args.size}')
+    args = parse_demo_data_args(__doc__.split('\n')[0])
     for split, count, seed in (('train', args.train, args.seed), ('val', args.val, args.seed + 1)):
         ann = make_split(args.out, split, count, args.size, seed)
         print(f'{split}: {count} images -> {ann}')

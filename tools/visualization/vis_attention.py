@@ -9,16 +9,12 @@ more attention. The encoder runs as in transfer: no masks, no order.
 CONFIG may also be a model name of saim_mm's index (``mmpretrain.list_models('*saim*')``); CHECKPOINT may
 be in any layout saim_mm reads (docs/checkpoints.md).
 """
-import argparse
 import os
 import os.path as osp
 from typing import List
 
-from mmpretrain.apis import init_model
-
-from saim_mm.apis import attention_maps, load_image
-from saim_mm.checkpoint import load_pretrained
-from saim_mm.visualization import heatmap, tile_row, to_uint8
+from saim_mm.apis import attention_maps, init_saim_model, load_image
+from saim_mm.visualization import heatmap, tile_row, to_uint8, vis_arg_parser
 
 
 def panel_labels(num_heads: int) -> List[str]:
@@ -27,18 +23,8 @@ def panel_labels(num_heads: int) -> List[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config', help='SAIM pre-training config, or a model name of the index')
-    parser.add_argument('checkpoint', help='SAIM checkpoint (.pth)')
-    parser.add_argument('images', nargs='+', help='image files')
-    parser.add_argument('--out-dir', default='work_dirs/vis_attention')
-    parser.add_argument('--tile', type=int, default=224, help='side of each panel in pixels')
-    parser.add_argument('--device', default='cpu')
-    args = parser.parse_args()
-    # Weights through saim_mm's weights-only loader, which converts any layout it reads (docs/checkpoints.md).
-    model = init_model(args.config, None, device=args.device)
-    load_pretrained(model, args.checkpoint)
-    model.eval()
+    args = vis_arg_parser(__doc__.split('\n')[0], 'work_dirs/vis_attention').parse_args()
+    model = init_saim_model(args.config, args.checkpoint, args.device)
     os.makedirs(args.out_dir, exist_ok=True)
     h, w = model.backbone.patch_resolution
     for path in args.images:

@@ -17,16 +17,13 @@ random).
 
 CONFIG may also be a model name of saim_mm's index; CHECKPOINT may be in any layout saim_mm reads.
 """
-import argparse
 import os
 import os.path as osp
 
 import torch
-from mmpretrain.apis import init_model
 
-from saim_mm.apis import complete, load_image, reconstruct
-from saim_mm.checkpoint import load_pretrained
-from saim_mm.visualization import order_map, tile_row, to_uint8
+from saim_mm.apis import complete, init_saim_model, load_image, reconstruct
+from saim_mm.visualization import order_map, tile_row, to_uint8, vis_arg_parser
 
 KEEP_MODES = ('top', 'left', 'random')
 
@@ -50,24 +47,15 @@ def keep_mask(mode: str, ratio: float, grid, generator: torch.Generator) -> torc
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config', help='SAIM pre-training config, or a model name of the index')
-    parser.add_argument('checkpoint', help='SAIM checkpoint')
-    parser.add_argument('images', nargs='+')
+    parser = vis_arg_parser(__doc__.split('\n')[0], 'work_dirs/vis_reconstruction')
     parser.add_argument('--mode', choices=['reconstruct', 'complete'], default='reconstruct')
     parser.add_argument('--keep', choices=KEEP_MODES, default='top')
     parser.add_argument('--keep-ratio', type=float, default=0.5)
     parser.add_argument('--order', choices=['raster', 'random'], default='raster',
                         help='order of the generated patches (complete mode)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out-dir', default='work_dirs/vis_reconstruction')
-    parser.add_argument('--tile', type=int, default=224)
-    parser.add_argument('--device', default='cpu')
     args = parser.parse_args()
-    # Weights through saim_mm's weights-only loader, which converts any layout it reads (docs/checkpoints.md).
-    model = init_model(args.config, None, device=args.device)
-    load_pretrained(model, args.checkpoint)
-    model.eval()
+    model = init_saim_model(args.config, args.checkpoint, args.device)
     os.makedirs(args.out_dir, exist_ok=True)
     g = torch.Generator().manual_seed(args.seed)
     grid = model.backbone.patch_resolution

@@ -3,11 +3,13 @@ import os.path as osp
 from typing import List, Optional
 
 import torch
-from mmengine.dist import all_reduce, get_rank, get_world_size, is_main_process
+from mmengine.dist import get_rank, is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
+
+from ...utils import ranks_flagging
 
 REQUIRED_RESUME_KEYS = ('meta', 'state_dict', 'message_hub')
 
@@ -86,12 +88,9 @@ class AtomicCheckpointHook(CheckpointHook):
     def _refuse_non_finite(self, runner, ckpt_filename: str, iteration: int) -> None:
         """Raise ``FloatingPointError`` on every rank if any rank holds a non-finite parameter."""
         bad = self.non_finite_parameters(runner)
-        flags = torch.zeros(get_world_size())
-        flags[get_rank()] = float(bool(bad))
-        all_reduce(flags, op='sum')  # no-op without a process group
-        if not flags.any():
+        ranks = ranks_flagging(bool(bad))
+        if not ranks:
             return
-        ranks = [r for r, f in enumerate(flags.tolist()) if f]
         names = f' {bad[:5]}{" ..." if len(bad) > 5 else ""} ({len(bad)} in all)' if bad else ''
         raise FloatingPointError(
             f'Refusing to save {ckpt_filename} after iteration {iteration}: parameters{names} are not finite '

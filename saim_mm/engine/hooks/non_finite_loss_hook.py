@@ -2,9 +2,10 @@ import math
 from typing import Dict, Optional
 
 import torch
-from mmengine.dist import all_reduce, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
+
+from ...utils import ranks_flagging
 
 
 @HOOKS.register_module()
@@ -39,12 +40,9 @@ class NonFiniteLossHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs: Optional[dict] = None) -> None:
         bad = self.non_finite_losses(outputs)
-        flags = torch.zeros(get_world_size())
-        flags[get_rank()] = float(bool(bad))
-        all_reduce(flags, op='sum')  # no-op without a process group
-        if not flags.any():
+        ranks = ranks_flagging(bool(bad))
+        if not ranks:
             return
-        ranks = [r for r, f in enumerate(flags.tolist()) if f]
         where = f'iteration {runner.iter + 1}'
         if hasattr(runner.train_loop, 'max_epochs'):
             where += (f' (epoch {runner.epoch + 1}, batch {batch_idx + 1}/{len(runner.train_dataloader)})')

@@ -1,5 +1,5 @@
 import inspect
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -62,14 +62,8 @@ class SAIMViT(VisionTransformer):
             near = sorted({max(side // patch_size, 1) * patch_size, (side // patch_size + 1) * patch_size})
             raise ValueError(f'img_size {tuple(size)} is not divisible by patch_size {patch_size}: '
                              f'both sides must be multiples of the patch size (e.g. {" or ".join(map(str, near))}).')
-        super().__init__(
-            arch=arch,
-            img_size=img_size,
-            patch_size=patch_size,
-            out_type=out_type,
-            with_cls_token=True,
-            init_cfg=init_cfg,
-            **kwargs)
+        super().__init__(arch=arch, img_size=img_size, patch_size=patch_size, out_type=out_type,
+                         with_cls_token=True, init_cfg=init_cfg, **kwargs)
         self.patch_size = patch_size
         self.layers = self._saim_layers(dict(VIT_DEFAULTS, **kwargs), with_cp)
         add_checkpoint_filter(self)  # state dicts of every layout saim_mm reads load, converted (checkpoint/filter.py)

@@ -174,11 +174,8 @@ class SAIMDecoder(BaseDecoder):
         """Prediction head: (B, K, C) -> (B, K, out_channels)."""
         return self.predictor(self.ln(x))
 
-    def forward(self,
-                hidden_states: Sequence[Tensor],
-                query_pos: Tensor,
-                encoder_layers: Optional[Sequence[nn.Module]] = None,
-                order: Optional[Tensor] = None,
+    def forward(self, hidden_states: Sequence[Tensor], query_pos: Tensor,
+                encoder_layers: Optional[Sequence[nn.Module]] = None, order: Optional[Tensor] = None,
                 attn_mask: Optional[Tensor] = None) -> Tensor:
         """Predict the last K steps of the order (every step without partial prediction).
 

@@ -125,10 +125,7 @@ class SAIMAttention(MultiheadAttention):
         """Dropout, layer scale and drop path of the projected output (B, L, C) of the attention branch."""
         return self.out_drop(self.gamma1(self.proj_drop(out)))
 
-    def forward(self,
-                x: Tensor,
-                context: Optional[Tensor] = None,
-                attn_mask: Optional[Tensor] = None,
+    def forward(self, x: Tensor, context: Optional[Tensor] = None, attn_mask: Optional[Tensor] = None,
                 is_causal: bool = False) -> Tensor:
         """The attention branch on normalised tokens, up to the residual sum.
 

@@ -72,19 +72,9 @@ class SAIMTransformerLayer(TransformerEncoderLayer):
                  with_cp: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
-            embed_dims=embed_dims,
-            num_heads=num_heads,
-            feedforward_channels=feedforward_channels,
-            layer_scale_init_value=layer_scale_init_value,
-            drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate,
-            drop_path_rate=drop_path_rate,
-            num_fcs=num_fcs,
-            qkv_bias=qkv_bias,
-            ffn_type=ffn_type,
-            act_cfg=act_cfg,
-            norm_cfg=norm_cfg,
-            init_cfg=init_cfg)
+            embed_dims, num_heads, feedforward_channels, layer_scale_init_value=layer_scale_init_value,
+            drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate, num_fcs=num_fcs,
+            qkv_bias=qkv_bias, ffn_type=ffn_type, act_cfg=act_cfg, norm_cfg=norm_cfg, init_cfg=init_cfg)
         self.with_cp = with_cp
         # what TransformerEncoderLayer gives its attention; every attention class takes these
         self.attn_args = dict(
@@ -127,10 +117,7 @@ class SAIMTransformerLayer(TransformerEncoderLayer):
                             f'{sorted(k for k in missing if k in kept)}, unexpected {sorted(unexpected)}.')
         self.attn = attn
 
-    def forward(self,
-                x: Tensor,
-                context: Optional[Tensor] = None,
-                attn_mask: Optional[Tensor] = None,
+    def forward(self, x: Tensor, context: Optional[Tensor] = None, attn_mask: Optional[Tensor] = None,
                 is_causal: bool = False) -> Tensor:
         """Run the block.
 
