@@ -15,6 +15,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 import saim_mm  # noqa: F401
+from saim_mm.checkpoint import load_checkpoint_file
 from tests.conftest import REPO, demo_train_cfg
 
 
@@ -81,7 +82,7 @@ def test_coco_mask_rcnn_from_saim_checkpoint(saim_checkpoint, tmp_path):
     # only the relative position biases, added on purpose, are new; the final norm is not used
     assert missing == {f'layers.{i}.attn.rel_pos_bias.table' for i in range(4)}
     assert unexpected == {'ln1.weight', 'ln1.bias'}
-    state = torch.load(saim_checkpoint, map_location='cpu', weights_only=True)['state_dict']
+    state = load_checkpoint_file(saim_checkpoint, map_location='cpu')['state_dict']
     assert torch.equal(runner.model.backbone.cls_token, state['backbone.cls_token'])  # frozen: as loaded
     assert runner.iter == 4  # 2 epochs x 8 images / batch 4
     hub = runner.message_hub

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import saim_mm  # noqa: F401
+from saim_mm.checkpoint import load_checkpoint_file
 from tests.conftest import REPO
 from tests.test_tools.test_train import DEMO, env_with_venv, tiny_run_options
 
@@ -81,8 +82,8 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_losses_and_weights(demo_d
     for it, loss in {**run_losses(first_run[0]), **resumed_losses}.items():
         assert loss == ref_losses[it], f'iteration {it}: {loss} != {ref_losses[it]} (uninterrupted)'
 
-    a = torch.load(osp.join(full, f'epoch_{EPOCHS}.pth'), map_location='cpu', weights_only=True)
-    b = torch.load(osp.join(broken, f'epoch_{EPOCHS}.pth'), map_location='cpu', weights_only=True)
+    a = load_checkpoint_file(osp.join(full, f'epoch_{EPOCHS}.pth'), map_location='cpu')
+    b = load_checkpoint_file(osp.join(broken, f'epoch_{EPOCHS}.pth'), map_location='cpu')
     assert a['state_dict'].keys() == b['state_dict'].keys()
     for name, value in a['state_dict'].items():
         assert torch.equal(value, b['state_dict'][name]), name

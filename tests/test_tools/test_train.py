@@ -8,10 +8,8 @@ import subprocess
 import sys
 import time
 
-import torch
-
-import saim_mm  # noqa: F401  (allow-lists the checkpoint types for weights_only loading)
-
+import saim_mm  # noqa: F401
+from saim_mm.checkpoint import load_checkpoint_file
 from tests.conftest import REPO, free_port
 
 DEMO = osp.join(REPO, 'configs/saim/demo_cpu.py')
@@ -47,7 +45,7 @@ def test_dist_train_two_cpu_processes(demo_data, tmp_path):
     # 32 images, batch 8 per process: 2 ranks share the epoch in 2 iterations (1 process would need 4)
     assert re.search(r'Epoch\(train\) \[1\]\[2/2\]', out), out[-3000:]
     assert sorted(osp.basename(p) for p in glob.glob(osp.join(work, '*.pth'))) == ['epoch_1.pth']
-    ckpt = torch.load(osp.join(work, 'epoch_1.pth'), map_location='cpu')  # weights_only (torch default)
+    ckpt = load_checkpoint_file(osp.join(work, 'epoch_1.pth'), map_location='cpu')  # weights_only, allow-list
     assert ckpt['meta']['iter'] == 2
 
 
@@ -81,14 +79,15 @@ def test_resume_after_kill_continues_iterations_and_optimizer(demo_data, tmp_pat
     assert f'Epoch(train) [{killed_at + 1}][1/{iters_per_epoch}]' in out
     assert 'Epoch(train) [1][1/' not in out  # did not start over
 
-    final = torch.load(osp.join(work, f'epoch_{epochs}.pth'), map_location='cpu')  # weights_only=True
+    final = load_checkpoint_file(osp.join(work, f'epoch_{epochs}.pth'), map_location='cpu')  # weights_only
     assert final['meta']['iter'] == epochs * iters_per_epoch
     steps = {float(s['step']) for s in final['optimizer']['state'].values()}
     assert steps == {float(epochs * iters_per_epoch)}, 'AdamW state did not continue from the checkpoint'
 
 
 def test_checkpoints_need_the_allow_list_not_a_global_switch(demo_data, tmp_path):
-    """Without saim_mm's allow-list, torch refuses the checkpoint (weights_only stays on)."""
+    """Without saim_mm's allow-list, torch refuses the checkpoint (weights_only stays on), also after
+    ``import saim_mm`` (the import changes no global); saim_mm's reader applies the allow-list itself."""
     work = str(tmp_path / 'work')
     subprocess.run([sys.executable, osp.join(REPO, 'tools/train.py'), DEMO, '--work-dir', work,
                     *tiny_run_options(demo_data, epochs=1)],
@@ -97,7 +96,11 @@ def test_checkpoints_need_the_allow_list_not_a_global_switch(demo_data, tmp_path
     plain = subprocess.run(
         [sys.executable, '-c', f'import torch; torch.load({ckpt!r})'], capture_output=True, text=True)
     assert plain.returncode != 0 and 'Weights only load failed' in plain.stderr
-    with_saim = subprocess.run(
+    imported = subprocess.run(
         [sys.executable, '-c', f'import saim_mm, torch; torch.load({ckpt!r}, weights_only=True)'],
+        capture_output=True, text=True, cwd=REPO)
+    assert imported.returncode != 0 and 'Weights only load failed' in imported.stderr
+    with_saim = subprocess.run(
+        [sys.executable, '-c', f'from saim_mm.checkpoint import load_checkpoint_file; load_checkpoint_file({ckpt!r})'],
         capture_output=True, text=True, cwd=REPO)
     assert with_saim.returncode == 0, with_saim.stderr[-2000:]
