@@ -70,10 +70,12 @@ def checkpoint_filter_fn(state_dict: Mapping, model: nn.Module, source: str = 's
             if not whole:
                 report.dropped += [(k, tuple(v.shape)) for k, v in sd.items() if not k.startswith('backbone.')]
                 sd = {k[9:]: v for k, v in sd.items() if k.startswith('backbone.')}
+            unused = {k: sd.pop(k) for k in ('ln1.weight', 'ln1.bias') if k in sd and k not in own}  # final_norm=False
             part = (lambda k: k.split('.')[0]) if whole else (lambda k: '')  # noqa: E731
             covered = {_generic(k) for k in sd} | {part(k) for k in sd}
             check_state_dict(sd, own, f'converted for {type(model).__name__}', optional=[k for k in own if _generic(
                 k) not in covered and ('*' in _generic(k) or part(k) not in covered)])
+            sd.update(unused)
         except ConversionError as err:
             raise ConversionError(f'{source} has the keys of layout {name} ({description}) but does not fit it: '
                                   f'{err}') from None

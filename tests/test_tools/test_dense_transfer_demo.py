@@ -57,7 +57,7 @@ def load_report(runner: Runner) -> tuple:
     """Missing and unexpected keys that mmengine logged when the Pretrained init loaded the backbone."""
     with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
         log = f.read()
-    assert re.search(r'load backbone\. in model from: .*epoch_1\.pth', log), 'no Pretrained load logged'
+    assert re.search(r'Checkpoint .*epoch_1\.pth: layout saim_mm', log), 'no Pretrained load logged'
     found = lambda what: set(  # noqa: E731
         sum((m.split(', ') for m in re.findall(rf'{what} in source state_dict: ([^\n]*)', log)), []))
     return found('missing keys'), found('unexpected key'), log
