@@ -1,4 +1,4 @@
-"""The paper vs the authors' release (README, "Paper vs the authors' release"): every switch of the table
+"""The paper vs the authors' release (docs/recipes.md, "Paper vs the authors' release"): every switch of the table
 gives the release's value, the paper stays the default, and the *_release.py configs are exactly those."""
 import argparse
 import copy
@@ -55,7 +55,7 @@ def total_batch(cfg, gpus):
     return cfg.train_dataloader.batch_size * gpus * cfg.optim_wrapper.get('accumulative_counts', 1)
 
 
-# README row -> (config, --cfg-options as in the README, GPUs, value(cfg, gpus), paper value, release value)
+# docs/recipes.md row -> (config, --cfg-options as in the table, GPUs, value(cfg, gpus), paper value, release value)
 SWITCHES = {
     'pre-training crop scale': (
         PRETRAIN, '--cfg-options "train_dataloader.dataset.pipeline.1.crop_ratio_range=(0.2,1.0)"', 8,
@@ -124,7 +124,7 @@ def test_linear_release_config():
 
 
 def readme_switches() -> set:
-    text = open(osp.join(REPO, 'README.md')).read()
+    text = open(osp.join(REPO, 'docs', 'recipes.md')).read()
     section = text.split("## Paper vs the authors' release", 1)[1].split('\n## ', 1)[0]
     rows = [line for line in section.splitlines() if line.startswith('| ') and '---' not in line][1:]
     found = set()
@@ -135,5 +135,5 @@ def readme_switches() -> set:
     return found
 
 
-def test_every_cfg_options_switch_of_the_readme_table_is_tested():
+def test_every_cfg_options_switch_of_the_recipes_table_is_tested():
     assert readme_switches() == {options for _, options, *_ in SWITCHES.values()}
