@@ -55,7 +55,7 @@ def train_steps(model, rows: slice):
     optim.optimizer.register_step_pre_hook(lambda *_: grads.append(
         {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}))
     for images, orders in zip(*fixed_batches()):
-        module.sample_order = lambda batch_size, device, order=orders[rows]: order  # the fixed orders
+        module.sample_order = lambda batch_size, device, images=None, order=orders[rows]: order  # the fixed orders
         model.train_step(dict(inputs=images[rows], data_samples=None), optim)  # what the Runner calls
     weights = {n: p.detach().clone() for n, p in module.named_parameters()}
     return grads, weights

@@ -90,6 +90,7 @@ class SAIM(BaseSelfSupervisor):
         self.backbone.pos_embed.requires_grad_(False)
         if self.backbone.final_norm:
             self.backbone.ln1.requires_grad_(False)
+        self.head.attach(self.backbone)  # a target read from the encoder (EMA teacher, patch embeddings) binds here
         add_checkpoint_filter(self)  # state dicts of every layout saim_mm reads load, converted (checkpoint/filter.py)
 
     @staticmethod
@@ -124,8 +125,17 @@ class SAIM(BaseSelfSupervisor):
         h, w = self.backbone.patch_resolution
         return h * w
 
-    def sample_order(self, batch_size: int, device: torch.device) -> Tensor:
-        """Draw a (B, N) generation order from the order generator."""
+    def sample_order(self, batch_size: int, device: torch.device, images: Optional[Tensor] = None) -> Tensor:
+        """Draw a (B, N) generation order from the order generator.
+
+        An order computed from the images (``needs_images``, e.g. the semantic order) is given the images
+        (B, 3, H, W) and this model (whose encoder or teacher it may run without gradients).
+        """
+        if self.order_generator.needs_images:
+            if images is None:
+                raise ValueError(f'the order {type(self.order_generator).__name__} is computed from the images: '
+                                 'sample_order needs images=(B, 3, H, W).')
+            return self.order_generator(batch_size, device, images=images, model=self)
         return self.order_generator(batch_size, device)
 
     @property
@@ -159,7 +169,7 @@ class SAIM(BaseSelfSupervisor):
         """
         inputs = self._single_view(inputs)
         if order is None:
-            order = self.sample_order(inputs.shape[0], inputs.device)
+            order = self.sample_order(inputs.shape[0], inputs.device, images=inputs)
         else:
             check_order(order, inputs.shape[0], self.num_patches)
         pred = self.predict_patches(inputs, order)

@@ -27,6 +27,10 @@ class BaseGenerationOrder(BaseModule):
     """
     name: Optional[str] = None  # the short name of SAIM(order=NAME); None for a base class
     fixed = False
+    # True for an order computed from the images: SAIM then calls forward(batch_size, device,
+    # images=(B, 3, H, W), model=<the SAIM model>), and the order may run model.backbone (or a teacher of
+    # model.head) without gradients
+    needs_images = False
 
     def __init__(self, grid: Sequence[int], init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -41,8 +45,13 @@ class BaseGenerationOrder(BaseModule):
         """G: steps predicted in parallel (1 = one patch at a time)."""
         return 1
 
-    def forward(self, batch_size: int, device: Optional[torch.device] = None) -> Tensor:
+    def forward(self, batch_size: int, device: Optional[torch.device] = None, **inputs) -> Tensor:
         """Draw the orders of a batch.
+
+        Args:
+            batch_size (int): B.
+            device (torch.device, optional): Device of the result.
+            **inputs: ``images`` and ``model``, given only to an order with ``needs_images = True``.
 
         Returns:
             Tensor: Long tensor (B, N); row b is a permutation of ``range(N)`` (raster patch indices).
