@@ -12,20 +12,22 @@ import torch
 from torch import Tensor
 
 
-def permutation_masks(order: Tensor, dtype: torch.dtype = torch.float32,
-                      segment_size: int = 1) -> Tuple[Tensor, Tensor]:
+def permutation_masks(order: Tensor, dtype: torch.dtype = torch.float32, segment_size: int = 1,
+                      prefix_len: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """Content and query masks of the paper for a generation order.
 
     Token 0 is the cls token, token ``1 + i`` is patch ``i``. With ``rank[i]`` the step at which patch ``i``
     is generated: patch i sees patch j in the content stream iff ``rank[j] <= rank[i]`` and in the query
     stream iff ``rank[j] < rank[i]``; every patch sees the cls token; the cls token sees only itself. With
     segments of ``segment_size`` G steps generated together, the ranks are those of the segments
-    (``rank // G``).
+    (``rank // G``). With a prefix of P_b steps (AIM), a patch of sample b also sees, in the content stream,
+    every patch generated in the first P_b steps (``rank[j] < P_b``); the query mask does not change.
 
     Args:
         order (Tensor): (B, N) generation order.
         dtype (torch.dtype): dtype of the additive masks.
         segment_size (int): G. Defaults to 1.
+        prefix_len (Tensor, optional): (B,) prefix length of each sample. Defaults to none.
 
     Returns:
         tuple[Tensor, Tensor]: additive content and query masks, each (B, 1, N+1, N+1), 0 where attention
@@ -34,6 +36,9 @@ def permutation_masks(order: Tensor, dtype: torch.dtype = torch.float32,
     B, N = order.shape
     rank = torch.argsort(order, dim=1) // segment_size
     allowed_c = rank[:, None, :] <= rank[:, :, None]  # [b, i, j]: i sees j
+    if prefix_len is not None:
+        in_prefix = rank < prefix_len.to(order.device)[:, None]  # [b, j]: patch j is a prefix patch of sample b
+        allowed_c = allowed_c | in_prefix[:, None, :]
     allowed_q = rank[:, None, :] < rank[:, :, None]
     masks = []
     for allowed in (allowed_c, allowed_q):
@@ -73,13 +78,16 @@ def masked_block_forward(layer: torch.nn.Module, x: Tensor, mask: Tensor,
     return layer.ffn(layer.ln2(x), identity=x)
 
 
-def dense_mask_predictions(model: torch.nn.Module, inputs: Tensor, order: Tensor) -> Tensor:
+def dense_mask_predictions(model: torch.nn.Module, inputs: Tensor, order: Tensor,
+                           prefix_len: Optional[Tensor] = None) -> Tensor:
     """Predictions of a ``SAIM`` model computed with the paper's dense masks.
 
     Args:
         model (SAIM): the algorithm (its backbone, neck and head weights are used).
         inputs (Tensor): (B, 3, H, W) normalised images.
         order (Tensor): (B, N) generation order.
+        prefix_len (Tensor, optional): (B,) prefix length of each sample (AIM's prefix in the content
+            stream, :func:`permutation_masks`). Defaults to none.
 
     Returns:
         Tensor: (B, N, out) predictions of every patch, row i for patch i (raster position, not generation
@@ -87,7 +95,8 @@ def dense_mask_predictions(model: torch.nn.Module, inputs: Tensor, order: Tensor
     """
     backbone, neck = model.backbone, model.neck
     B = inputs.shape[0]
-    content_mask, query_mask = permutation_masks(order, inputs.dtype, model.order_generator.segment_size)
+    content_mask, query_mask = permutation_masks(order, inputs.dtype, model.order_generator.segment_size,
+                                                 prefix_len)
     tokens = backbone.patch_embed(inputs)[0] + backbone.pos_embed[:, 1:]
     cls = (backbone.cls_token + backbone.pos_embed[:, :1]).expand(B, -1, -1)
     h = torch.cat([cls, tokens], dim=1)

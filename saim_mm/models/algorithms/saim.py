@@ -1,5 +1,5 @@
 import inspect
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from mmpretrain.models.selfsup import BaseSelfSupervisor
@@ -11,7 +11,7 @@ from ...checkpoint import add_checkpoint_filter
 from ..heads import BaseTargetHead
 from ..necks import BaseDecoder
 from ..orders import BaseGenerationOrder, named_orders
-from ..utils import check_order, segment_masks
+from ..utils import PrefixCausalAttention, check_order, segment_masks
 
 
 @MODELS.register_module()
@@ -40,6 +40,10 @@ class SAIM(BaseSelfSupervisor):
             the paper; ``'raster'``, the ViT-iGPT baseline; ``'spiral'``, ``'centre_out'``,
             ``'checkerboard'``, ``'fixed_random'``, ``'random_segments'``) or a config dict of one
             (e.g. ``dict(type='RandomSegmentOrder', segment=(2, 2))``). Defaults to ``'stochastic'``.
+        prefix_range (Sequence[int], optional): ``(lo, hi)``, the inclusive range from which the prefix
+            length P of each sample is drawn uniformly when the encoder's blocks use
+            ``PrefixCausalAttention`` (AIM: the first P steps see each other, the loss counts steps t >= P
+            only); ``hi`` None = N - 1. Defaults to (1, N - 1) with that attention; refused without it.
         data_preprocessor (dict, optional): Defaults to ``SelfSupDataPreprocessor``.
         init_cfg (dict | list, optional): Initialisation config.
     """
@@ -49,6 +53,7 @@ class SAIM(BaseSelfSupervisor):
                  neck: dict,
                  head: dict,
                  order: str = 'stochastic',
+                 prefix_range: Optional[Sequence[Optional[int]]] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         if isinstance(order, str):
@@ -85,6 +90,7 @@ class SAIM(BaseSelfSupervisor):
             if value != expected:
                 backbone_key = 'backbone.' + key.split('.')[1]
                 raise ValueError(f'{key}={value} differs from {backbone_key}={expected}; it must be {expected}.')
+        self.prefix_range = self.check_prefix_range(prefix_range)
         # The position embedding is the fixed sin-cos table; the backbone's final norm is not part of
         # the pre-training forward (the decoder has its own), so both stay frozen here.
         self.backbone.pos_embed.requires_grad_(False)
@@ -92,6 +98,37 @@ class SAIM(BaseSelfSupervisor):
             self.backbone.ln1.requires_grad_(False)
         self.head.attach(self.backbone)  # a target read from the encoder (EMA teacher, patch embeddings) binds here
         add_checkpoint_filter(self)  # state dicts of every layout saim_mm reads load, converted (checkpoint/filter.py)
+
+    def check_prefix_range(self, prefix_range: Optional[Sequence[Optional[int]]]) -> Optional[tuple]:
+        """The inclusive range ``(lo, hi)`` of prefix lengths, or None when the blocks are not prefix-causal."""
+        prefix = [isinstance(layer.attn, PrefixCausalAttention) for layer in self.backbone.layers]
+        types = sorted({type(layer.attn).__name__ for layer in self.backbone.layers})
+        if any(prefix) and not all(prefix):
+            raise ValueError("backbone.layer_cfgs.attn_cfg.type='PrefixCausalAttention' must be given to every "
+                             f'encoder block or to none, got {types}.')
+        if not all(prefix):
+            if prefix_range is not None:
+                raise ValueError(f'prefix_range={prefix_range!r} needs prefix-causal encoder blocks '
+                                 "(backbone.layer_cfgs.attn_cfg.type='PrefixCausalAttention'), got "
+                                 f'{types}.')
+            return None
+        if self.order_generator.segment_size > 1:
+            raise ValueError("backbone.layer_cfgs.attn_cfg.type='PrefixCausalAttention' (a prefix) does not "
+                             f'combine with an order of segments: {type(self.order_generator).__name__} '
+                             f'predicts segment_size={self.order_generator.segment_size} steps together; '
+                             'use an order of one patch per step.')
+        N = self.num_patches
+        if prefix_range is None:
+            return 1, N - 1
+        if not (isinstance(prefix_range, (list, tuple)) and len(prefix_range) == 2
+                and isinstance(prefix_range[0], int) and (prefix_range[1] is None or isinstance(prefix_range[1], int))):
+            raise ValueError(f'prefix_range must be (lo, hi), two ints (hi may be None = {N - 1}), '
+                             f'got {prefix_range!r}.')
+        lo, hi = prefix_range[0], N - 1 if prefix_range[1] is None else prefix_range[1]
+        if not 1 <= lo <= hi <= N - 1:
+            raise ValueError(f'prefix_range={tuple(prefix_range)!r} must satisfy 1 <= lo <= hi <= N - 1 = {N - 1} '
+                             f'(the allowed range is [1, {N - 1}] for {N} patches).')
+        return lo, hi
 
     @staticmethod
     def encoder_defaults(neck: dict, backbone, head) -> dict:
@@ -143,26 +180,57 @@ class SAIM(BaseSelfSupervisor):
         """K: the last K steps of the order are predicted (N unless the decoder predicts partially)."""
         return self.neck.num_predictions(self.num_patches)
 
-    def predict_patches(self, inputs: Tensor, order: Tensor) -> Tensor:
-        """Predictions (B, K, out) in generation order: row i predicts patch ``order[:, N - K + i]``."""
+    def sample_prefix(self, batch_size: int, device: torch.device) -> Tensor:
+        """Draw a prefix length per sample, (B,) long, uniformly from the inclusive ``prefix_range``."""
+        if self.prefix_range is None:
+            raise ValueError("sample_prefix needs prefix-causal encoder blocks (backbone.layer_cfgs.attn_cfg.type="
+                             "'PrefixCausalAttention').")
+        lo, hi = self.prefix_range
+        return torch.randint(lo, hi + 1, (batch_size, ), device=device)
+
+    def check_prefix_len(self, prefix_len: Tensor, batch_size: int) -> None:
+        """Raise a ValueError unless ``prefix_len`` is a (B,) integer tensor with values in ``prefix_range``."""
+        if self.prefix_range is None:
+            raise ValueError("prefix_len needs prefix-causal encoder blocks (backbone.layer_cfgs.attn_cfg.type="
+                             "'PrefixCausalAttention').")
+        if tuple(prefix_len.shape) != (batch_size, ) or prefix_len.dtype not in (torch.int32, torch.int64):
+            raise ValueError(f'prefix_len must be an integer tensor of shape (B,) = ({batch_size},), got '
+                             f'{prefix_len.dtype} {tuple(prefix_len.shape)}.')
+        lo, hi = self.prefix_range
+        if ((prefix_len < lo) | (prefix_len > hi)).any():
+            raise ValueError(f'prefix_len values must lie in prefix_range [{lo}, {hi}], got {prefix_len.tolist()}.')
+
+    def predict_patches(self, inputs: Tensor, order: Tensor, prefix_len: Optional[Tensor] = None) -> Tensor:
+        """Predictions (B, K, out) in generation order: row i predicts patch ``order[:, N - K + i]``.
+
+        With ``prefix_len`` (B,) (prefix-causal blocks), the first P steps of the content stream see each
+        other; the query stream stays causal.
+        """
         content_mask = query_mask = None
         if self.order_generator.segment_size > 1:
             content_mask, query_mask = segment_masks(self.num_patches, self.order_generator.segment_size,
                                                      inputs.device)
-        hidden_states, query_pos = self.backbone(inputs, order=order, attn_mask=content_mask)
+        if prefix_len is None:
+            hidden_states, query_pos = self.backbone(inputs, order=order, attn_mask=content_mask)
+        else:
+            self.check_prefix_len(prefix_len, inputs.shape[0])
+            hidden_states, query_pos = self.backbone(inputs, order=order, prefix_len=prefix_len.to(inputs.device))
         return self.neck(hidden_states, query_pos, encoder_layers=self.backbone.layers, order=order,
                          attn_mask=query_mask)
 
     def loss(self,
              inputs: Union[Tensor, List[Tensor]],
              data_samples: Optional[List[DataSample]] = None,
-             order: Optional[Tensor] = None) -> Dict[str, Tensor]:
+             order: Optional[Tensor] = None,
+             prefix_len: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """SAIM loss of a batch.
 
         Args:
             inputs (Tensor | list[Tensor]): Normalised images (B, 3, H, W) (or a one-view list of them).
             data_samples (list[DataSample], optional): Unused.
             order (Tensor, optional): (B, N) generation order; drawn by the order generator when None.
+            prefix_len (Tensor, optional): (B,) prefix lengths (prefix-causal blocks only); drawn by
+                :meth:`sample_prefix` when None. The loss is the mean over the steps t >= P.
 
         Returns:
             dict[str, Tensor]: ``{'loss': scalar}``.
@@ -172,5 +240,13 @@ class SAIM(BaseSelfSupervisor):
             order = self.sample_order(inputs.shape[0], inputs.device, images=inputs)
         else:
             check_order(order, inputs.shape[0], self.num_patches)
-        pred = self.predict_patches(inputs, order)
-        return dict(loss=self.head.loss(pred, inputs, order[:, self.num_patches - pred.shape[1]:]))
+        if self.prefix_range is None and prefix_len is None:
+            pred = self.predict_patches(inputs, order)
+            return dict(loss=self.head.loss(pred, inputs, order[:, self.num_patches - pred.shape[1]:]))
+        if prefix_len is None:
+            prefix_len = self.sample_prefix(inputs.shape[0], inputs.device)
+        pred = self.predict_patches(inputs, order, prefix_len)
+        N, K = self.num_patches, pred.shape[1]
+        steps = torch.arange(N - K, N, device=pred.device)  # row i of pred is step N - K + i
+        counted = steps[None, :] >= prefix_len.to(pred.device)[:, None]  # (B, K): the steps after the prefix
+        return dict(loss=self.head.loss(pred, inputs, order[:, N - K:], mask=counted))

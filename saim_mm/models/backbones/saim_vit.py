@@ -10,7 +10,7 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 
 from ...checkpoint import add_checkpoint_filter, load_pretrained
-from ..utils import SAIMTransformerLayer, gather_tokens
+from ..utils import PrefixCausalAttention, SAIMTransformerLayer, gather_tokens
 
 # VisionTransformer's defaults, for rebuilding its blocks with the arguments it built them from
 VIT_DEFAULTS = {name: p.default for name, p in inspect.signature(VisionTransformer.__init__).parameters.items()
@@ -27,7 +27,9 @@ class SAIMViT(VisionTransformer):
     :class:`SAIMTransformerLayer` s. Called without an order it is mmpretrain's ViT. Called with a
     generation order it runs the content stream of SAIM: tokens are permuted into the order and every block
     attends causally (patch ``z_t`` sees the cls token and ``z_0..z_t``; the cls token sees itself), which
-    equals the paper's content mask (docs/method.md).
+    equals the paper's content mask (docs/method.md). With :class:`PrefixCausalAttention` blocks
+    (``layer_cfgs=dict(attn_cfg=dict(type='PrefixCausalAttention'))``) and a prefix length per sample, the
+    first P steps see each other (AIM's prefix); the plain forward stays full attention.
 
     Initialisation follows MAE: a fixed 2-D sin-cos position embedding with a zero cls slot, xavier-uniform
     patch projection, cls token ~ N(0, 0.02). The detection / segmentation variant (windows, relative
@@ -62,13 +64,23 @@ class SAIMViT(VisionTransformer):
             near = sorted({max(side // patch_size, 1) * patch_size, (side // patch_size + 1) * patch_size})
             raise ValueError(f'img_size {tuple(size)} is not divisible by patch_size {patch_size}: '
                              f'both sides must be multiples of the patch size (e.g. {" or ".join(map(str, near))}).')
+        vit_kwargs = dict(kwargs)
+        if 'layer_cfgs' in kwargs:  # mmpretrain's blocks take no attn_cfg: it goes to the SAIM blocks only
+            vit_kwargs['layer_cfgs'] = self._without_attn_cfg(kwargs['layer_cfgs'])
         super().__init__(arch=arch, img_size=img_size, patch_size=patch_size, out_type=out_type,
-                         with_cls_token=True, init_cfg=init_cfg, **kwargs)
+                         with_cls_token=True, init_cfg=init_cfg, **vit_kwargs)
         self.patch_size = patch_size
         self.layers = self._saim_layers(dict(VIT_DEFAULTS, **kwargs), with_cp)
         add_checkpoint_filter(self)  # state dicts of every layout saim_mm reads load, converted (checkpoint/filter.py)
         if self.frozen_stages > 0:
             self._freeze_stages()
+
+    @staticmethod
+    def _without_attn_cfg(layer_cfgs: Union[dict, Sequence[dict]]) -> Union[dict, list]:
+        """``layer_cfgs`` (one dict, or one per block) without the ``attn_cfg`` key."""
+        if isinstance(layer_cfgs, dict):
+            return {key: value for key, value in layer_cfgs.items() if key != 'attn_cfg'}
+        return [{key: value for key, value in cfg.items() if key != 'attn_cfg'} for cfg in layer_cfgs]
 
     def _saim_layers(self, args: dict, with_cp: bool) -> ModuleList:
         """mmpretrain's blocks as :class:`SAIMTransformerLayer` s: the same arguments and weights.
@@ -144,7 +156,13 @@ class SAIMViT(VisionTransformer):
                              f'{self.patch_resolution[0] * p}x{self.patch_resolution[1] * p} '
                              f'(the fixed position embedding), got {H}x{W}.')
 
-    def forward(self, x: Tensor, order: Optional[Tensor] = None, attn_mask: Optional[Tensor] = None):
+    @property
+    def prefix_causal(self) -> bool:
+        """True when every block's attention is :class:`PrefixCausalAttention` (AIM's prefix)."""
+        return all(isinstance(layer.attn, PrefixCausalAttention) for layer in self.layers)
+
+    def forward(self, x: Tensor, order: Optional[Tensor] = None, attn_mask: Optional[Tensor] = None,
+                prefix_len: Optional[Tensor] = None):
         """Plain ViT features, or the content stream in generation order.
 
         Args:
@@ -152,6 +170,8 @@ class SAIMViT(VisionTransformer):
             order (Tensor, optional): Generation order (B, N). None gives the plain ViT forward.
             attn_mask (Tensor, optional): (N+1, N+1) bool mask of the content stream in generation order
                 (block-causal segments); None = the causal mask.
+            prefix_len (Tensor, optional): (B,) long prefix length P of each sample (blocks with
+                :class:`PrefixCausalAttention` only): step t sees ``z_0..z_{max(t, P-1)}``; None = causal.
 
         Returns:
             Without ``order``: the outputs of :class:`VisionTransformer`. With ``order``: a tuple
@@ -159,6 +179,19 @@ class SAIMViT(VisionTransformer):
             each (B, N+1, C) over ``[cls, s_{z_0}, ..., s_{z_{N-1}}]`` (no final norm), and ``query_pos``
             (B, N, C) is the position embedding in generation order (the query stream's input).
         """
+        if prefix_len is not None:
+            if order is None:
+                raise ValueError('SAIMViT prefix_len applies to the content stream: give an order too (the '
+                                 'plain ViT forward is full attention).')
+            if not self.prefix_causal:
+                types = sorted({type(layer.attn).__name__ for layer in self.layers})
+                raise ValueError(f'SAIMViT prefix_len needs backbone.layer_cfgs.attn_cfg.type='
+                                 f"'PrefixCausalAttention' in every block, got {types}.")
+            if attn_mask is not None:
+                raise ValueError('SAIMViT takes prefix_len or attn_mask (segments), not both.')
+            if tuple(prefix_len.shape) != (x.shape[0], ):
+                raise ValueError(f'SAIMViT prefix_len must have shape (B,) = ({x.shape[0]},), got '
+                                 f'{tuple(prefix_len.shape)}.')
         if order is None:
             self._check_input(x, exact=False)
             return super().forward(x)
@@ -168,6 +201,8 @@ class SAIMViT(VisionTransformer):
         tokens = gather_tokens(self.patch_embed(x)[0] + pos, order)
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(B, -1, -1)
         h = self.pre_norm(self.drop_after_pos(torch.cat([cls, tokens], dim=1)))
+        if prefix_len is not None:  # one mask (or block mask) for every block
+            attn_mask = self.layers[0].attn.prefix_mask(prefix_len, h.shape[1], h.device)
         hidden_states = []
         for layer in self.layers:
             h = layer(h, attn_mask=attn_mask, is_causal=attn_mask is None)

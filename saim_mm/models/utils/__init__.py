@@ -2,6 +2,8 @@
 the helpers that put tokens into a generation order."""
 from .attention import SAIMAttention, attend
 from .generation_order import check_order, gather_tokens, segment_masks
+from .prefix_causal_attention import PrefixCausalAttention
 from .transformer_layer import SAIMTransformerLayer
 
-__all__ = ['SAIMAttention', 'SAIMTransformerLayer', 'attend', 'check_order', 'gather_tokens', 'segment_masks']
+__all__ = ['PrefixCausalAttention', 'SAIMAttention', 'SAIMTransformerLayer', 'attend', 'check_order', 'gather_tokens',
+           'segment_masks']
