@@ -9,10 +9,11 @@ from .checkerboard_order import CheckerboardOrder
 from .fixed_random_order import FixedRandomOrder
 from .random_segment_order import RandomSegmentOrder
 from .raster_order import RasterOrder
+from .semantic_order import SemanticOrder
 from .spiral_order import SpiralOrder
 from .stochastic_order import StochasticOrder
 
 __all__ = [
     'BaseGenerationOrder', 'FixedGenerationOrder', 'named_orders', 'StochasticOrder', 'RasterOrder', 'SpiralOrder',
-    'CentreOutOrder', 'CheckerboardOrder', 'FixedRandomOrder', 'RandomSegmentOrder'
+    'CentreOutOrder', 'CheckerboardOrder', 'FixedRandomOrder', 'RandomSegmentOrder', 'SemanticOrder'
 ]
