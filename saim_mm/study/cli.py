@@ -7,6 +7,7 @@ import time
 from typing import List, Optional
 
 from .data import REPO, ImageFolderError, check_image_folder, load_images, make_synthetic
+from .labels import check_budgets, few_label_protocols, label_budgets, run_few_label
 from .protocols import PROTOCOLS, build_encoder, features, probe_config, run_protocols
 from ..analysis.cost import cpu_seconds
 from .report import plot_curves, plot_protocols, summarize, table, write_study
@@ -42,6 +43,12 @@ def parse_args(argv: Optional[List[str]] = None, description: str = '') -> argpa
     parser.add_argument('--knn-t', type=float, default=0.07, help='k-NN temperature (test_cfg.temperature)')
     parser.add_argument('--jobs', type=int, default=1,
                         help='pre-training runs at once (each with cpu_count / jobs threads)')
+    parser.add_argument('--labels-per-class', type=int, nargs='+', default=[], metavar='K',
+                        help='few-label columns: every protocol trained on K training images per class')
+    parser.add_argument('--label-fraction', type=float, nargs='+', default=[], metavar='F',
+                        help='few-label columns: every protocol trained on a fraction F in (0, 1] of each class')
+    parser.add_argument('--label-draws', type=int, default=3, metavar='R',
+                        help='stratified draws per few-label budget and seed (reproducible from seed and draw)')
     args = parser.parse_args(argv)
     if args.img_size % args.patch_size:
         parser.error(f'--img-size {args.img_size} is not a multiple of --patch-size {args.patch_size}.')
@@ -51,6 +58,14 @@ def parse_args(argv: Optional[List[str]] = None, description: str = '') -> argpa
         parser.error(f'--configs repeats a config: {args.configs}.')
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f'--seeds repeats a seed: {args.seeds}.')
+    if min(args.seeds) < 0:
+        parser.error(f'--seeds must be >= 0, got {args.seeds}.')
+    if args.label_draws < 1:
+        parser.error(f'--label-draws must be >= 1, got {args.label_draws}.')
+    try:
+        args.budgets = label_budgets(args.labels_per_class, args.label_fraction)
+    except ValueError as err:
+        parser.error(str(err))
     return args
 
 
@@ -82,6 +97,12 @@ def main(argv: Optional[List[str]] = None, description: str = '') -> None:
     except (ImageFolderError, DataRootNotFoundError) as err:
         sys.exit(f'small_study: {err}')
     train_images, train_y, _ = load_images(data_root, 'train', args.img_size)
+    budgets = args.budgets
+    try:
+        check_budgets(budgets, train_y, classes)
+    except ValueError as err:
+        sys.exit(f'small_study: {err}')
+    few_label = few_label_protocols(budgets)
     val_images, val_y, _ = load_images(data_root, 'val', args.img_size)
     num_classes = len(classes)
     print(f'data: {data_root}: {num_classes} classes, {len(train_y)} train / {len(val_y)} val images, '
@@ -107,26 +128,46 @@ def main(argv: Optional[List[str]] = None, description: str = '') -> None:
             encoder = build_encoder(runs[row.name, seed][0], record.pop('checkpoint', None), seed)
             train, val = features(encoder, train_images, train_y), features(encoder, val_images, val_y)
             settings = encoder.backbone.arch_settings
-            configs = {probe: probe_config(probe, num_classes, settings['embed_dims'], settings['num_heads'],
-                                           len(train_y), opts) for probe, opts in options.items()}
-            record.update(run_protocols(train, val, num_classes, configs, seed), probe_s=time.time() - t1)
-            entry['seeds'].append(record)
+
+            def probe_on(subset, settings=settings) -> dict:  # the probes' schedules follow the subset's size
+                configs = {probe: probe_config(probe, num_classes, settings['embed_dims'], settings['num_heads'],
+                                               len(subset.labels), opts) for probe, opts in options.items()}
+                return run_protocols(subset, val, num_classes, configs, seed)
+
+            record.update(probe_on(train), probe_s=time.time() - t1)
             print(f'probed {row.name}, seed {seed}: ' + ', '.join(f'{p.title} {record[p.key]:.1f}'
                                                                   for p in PROTOCOLS) +
                   f' [{time.time() - t0:.0f} s]', flush=True)
-        results.append(summarize(entry))
+            if budgets:
+                t2 = time.time()
+                record.update(run_few_label(train, budgets, args.label_draws, seed, probe_on),
+                              few_label_s=time.time() - t2)
+                print(f'few-label {row.name}, seed {seed}: ' + ', '.join(
+                    f'{p.title} {sum(record[p.key]) / len(record[p.key]):.1f}' for p in few_label) +
+                      f' [{time.time() - t0:.0f} s]', flush=True)
+            entry['seeds'].append(record)
+        results.append(summarize(entry, PROTOCOLS + tuple(few_label)))
 
     source = 'synthetic shapes' if args.data_root is None else osp.basename(data_root.rstrip('/'))
     title = f'tiny ViT, {source}, {len(args.seeds)} seed(s)'
     plot_curves(results, osp.join(work_dir, 'loss_curves.png'), title)
     plot_protocols(results, osp.join(work_dir, 'protocols.png'), title)
+    figures = 'loss_curves.png and protocols.png'
+    if budgets:
+        plot_protocols(results, osp.join(work_dir, 'few_label.png'),
+                       f'{title}, {args.label_draws} draw(s) each', few_label)
+        figures = 'loss_curves.png, protocols.png and few_label.png'
     elapsed = time.time() - t0
     data = dict(root=data_root, synthetic=args.data_root is None, classes=classes, num_train=len(train_y),
-                num_val=len(val_y))
-    write_study(osp.join(work_dir, 'study.json'), vars(args), data, results, elapsed)
-    print(f'\ntop-1 (%), mean ± std over seeds {args.seeds}; {num_classes} classes, {len(train_y)} train / '
+                num_val=len(val_y),
+                label_budgets=[dict(key=b.key, title=b.title, kind=b.kind, value=b.value) for b in budgets],
+                label_draws=args.label_draws if budgets else 0)
+    study_args = {k: v for k, v in vars(args).items() if k != 'budgets'}
+    write_study(osp.join(work_dir, 'study.json'), study_args, data, results, elapsed, PROTOCOLS + tuple(few_label))
+    spread = f'seeds {args.seeds}' + (f' (few-label: seeds x {args.label_draws} draws)' if budgets else '')
+    print(f'\ntop-1 (%), mean ± std over {spread}; {num_classes} classes, {len(train_y)} train / '
           f'{len(val_y)} val images')
-    print(table(results))
+    print(table(results, PROTOCOLS + tuple(few_label)))
     cpu = cpu_seconds()
     print(f'\nwall time {elapsed:.0f} s (CPU time: pre-training {cpu["children"]:.0f} s, the rest '
-          f'{cpu["main"]:.0f} s); wrote {osp.join(work_dir, "study.json")}, loss_curves.png and protocols.png')
+          f'{cpu["main"]:.0f} s); wrote {osp.join(work_dir, "study.json")}, {figures}')

@@ -24,11 +24,20 @@ def cell(summary: Optional[dict], digits: int = 1) -> str:
     return f"{summary['mean']:.{digits}f} ± {summary['std']:.{digits}f}"
 
 
+def pooled(records: List[dict], key: str) -> List[float]:
+    """The figures of ``key`` over the per-seed ``records``: one a seed, or a list a seed (the draws of a
+    few-label column), flattened in seed order."""
+    values: List[float] = []
+    for r in records:
+        values.extend(r[key] if isinstance(r[key], list) else [r[key]])
+    return values
+
+
 def summarize(entry: dict, protocols: Sequence[Protocol] = PROTOCOLS) -> dict:
-    """``entry['summary']``: :func:`mean_std` over its seeds of every protocol (and of the final loss of a
-    pre-trained row)."""
+    """``entry['summary']``: :func:`mean_std` over its seeds (x draws, for a few-label column) of every
+    protocol (and of the final loss of a pre-trained row)."""
     keys = [p.key for p in protocols] + (['final_loss'] if entry['pretrained'] else [])
-    entry['summary'] = {key: mean_std([r[key] for r in entry['seeds']]) for key in keys}
+    entry['summary'] = {key: mean_std(pooled(entry['seeds'], key)) for key in keys}
     return entry
 
 
@@ -89,15 +98,18 @@ def plot_curves(rows: List[dict], out: str, title: str) -> None:
 
 
 def plot_protocols(rows: List[dict], out: str, title: str, protocols: Sequence[Protocol] = PROTOCOLS) -> None:
-    """Mean top-1 per protocol (groups) and row (bars) with std error bars."""
-    plt, fig, ax = _axes((8, 4))
+    """Mean top-1 per protocol (groups) and row (bars) with std error bars; 8 inches wide up to 6 groups,
+    1.2 a group beyond."""
+    plt, fig, ax = _axes((max(8.0, 1.2 * len(protocols)), 4))
     width = 0.8 / len(rows)
     for i, row in enumerate(rows):
         means = [row['summary'][p.key]['mean'] for p in protocols]
         stds = [row['summary'][p.key]['std'] or 0.0 for p in protocols]
         ax.bar([j + (i - (len(rows) - 1) / 2) * width for j in range(len(protocols))], means, width, yerr=stds,
                capsize=2, label=row['name'])
-    ax.set_xticks(range(len(protocols)), [p.title for p in protocols], fontsize=8)
+    many = len(protocols) > 6
+    ax.set_xticks(range(len(protocols)), [p.title for p in protocols], fontsize=7 if many else 8,
+                  rotation=30 if many else 0, ha='right' if many else 'center')
     ax.set_ylabel('top-1 (%)')
     ax.set_ylim(0, 100)
     _save(plt, fig, ax, out, title, fontsize=7)

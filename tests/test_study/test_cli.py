@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from saim_mm.study import PROTOCOLS, ImageFolderError, check_image_folder
+from saim_mm.study.cli import main, parse_args
 from saim_mm.utils.data_roots import DataRootNotFoundError
 from tests.conftest import REPO
 
@@ -141,3 +142,48 @@ def test_bad_image_folder_stops_the_tool_with_its_name(tmp_path):
     assert proc.returncode != 0
     assert f'{root}/train does not exist' in proc.stderr and proc.stderr.startswith('small_study: ')
     assert 'Traceback' not in proc.stderr
+
+
+def test_few_label_columns_in_the_table_and_study_json(tmp_path):
+    work = str(tmp_path / 'study')
+    proc = run_study('--work-dir', work, '--train-per-class', '3', '--val-per-class', '2', '--seeds', '0', '1',
+                     '--rows', 'random init', '--img-size', '16', '--labels-per-class', '1', '--label-fraction',
+                     '0.5', '--label-draws', '2', *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.load(open(osp.join(work, 'study.json')))
+    assert report['data']['label_budgets'] == [
+        dict(key='1pc', title='1/class', kind='per_class', value=1),
+        dict(key='50pct', title='50 %', kind='fraction', value=0.5)] and report['data']['label_draws'] == 2
+    columns = [f'{p.key}@{b}' for b in ('1pc', '50pct') for p in PROTOCOLS]
+    assert list(report['protocols']) == [p.key for p in PROTOCOLS] + columns
+    row, = report['rows']
+    for record in row['seeds']:
+        assert record['subset_sizes'] == {'1pc': [4, 4], '50pct': [8, 8]}  # 4 classes of 3: 1 and 2 a class
+        assert all(len(record[c]) == 2 and all(0 <= v <= 100 for v in record[c]) for c in columns)
+    printed = table(proc.stdout)['random init']
+    for index, column in enumerate(columns):
+        pooled = [v for record in row['seeds'] for v in record[column]]  # 2 seeds x 2 draws
+        assert row['summary'][column]['mean'] == pytest.approx(statistics.mean(pooled))
+        assert printed[1 + len(PROTOCOLS) + index] == f'{statistics.mean(pooled):.1f} ± {statistics.stdev(pooled):.1f}'
+    assert 'few-label: seeds x 2 draws' in proc.stdout
+    with Image.open(osp.join(work, 'few_label.png')) as im:
+        assert im.size == (1440, 480)  # 10 groups, 1.2 inches each
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--label-fraction', '0'], r'--label-fraction must be in \(0, 1\], got 0\.0\.'),
+    (['--labels-per-class', '1', '--label-draws', '0'], r'--label-draws must be >= 1, got 0\.'),
+])
+def test_bad_few_label_flags_are_refused_with_their_values(flags, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse_args(flags)
+    assert stop.value.code == 2 and re.search(message, capsys.readouterr().err)
+
+
+def test_more_labels_per_class_than_the_smallest_class_stops_the_study_with_its_name(tmp_path):
+    root = make_folder(str(tmp_path / 'images'), per_class=2)
+    with pytest.raises(SystemExit, match=r"small_study: --labels-per-class 3 is larger than the smallest class of "
+                                         r"the training images: 'ants' has 2; use at most 2\."):
+        main(['--data-root', root, '--work-dir', str(tmp_path / 'study'), '--rows', 'random init',
+              '--labels-per-class', '3'])
+    assert not osp.exists(osp.join(tmp_path, 'study', 'study.json'))

@@ -23,12 +23,19 @@ is the package :mod:`saim_mm.study`. Steps:
    figure, the arguments, the wall and CPU time, the command, machine, versions and UTC date),
    ``loss_curves.png`` and ``protocols.png``.
 
+Few labels: ``--labels-per-class K [K ...]`` and/or ``--label-fraction F [F ...]`` add, for every
+protocol, a column trained (the k-NN memory bank built) on K images per class or a fraction F of each
+class, ``--label-draws R`` stratified draws each (reproducible from seed and draw, the same images for
+every row), evaluated on every held-out image and summarised over seeds x draws
+(:mod:`saim_mm.study.labels`); their bars go to ``few_label.png``.
+
 ``--jobs N`` runs N pre-trainings at once, each with cpu_count / N threads.
 
     python tools/analysis/small_study.py --work-dir work_dirs/small_study
     python tools/analysis/small_study.py --data-root data/my_images --img-size 64 --patch-size 8
     python tools/analysis/small_study.py --seeds 0 --rows 'SAIM stochastic' MAE \\
         --configs configs/saim/variants/demo/partial_1_6.py
+    python tools/analysis/small_study.py --labels-per-class 1 5 --label-fraction 0.1 --label-draws 3
 """
 from saim_mm.study.cli import main
 
