@@ -10,8 +10,10 @@ a generation order ``z`` drawn per sample:
 3. ``necks/``: the decoder, the query stream. Queries start from the position of the patch to predict
    and read the content stream before it; a head maps them to predictions. A new decoder implements
    ``BaseDecoder`` (``necks/base_decoder.py``).
-4. ``heads/``: the target and its loss (Gaussian-smoothed pixels; HOG). A new target implements
-   ``BaseTargetHead`` (``heads/base_target_head.py``).
+4. ``heads/``: the target and its loss (Gaussian-smoothed pixels; HOG; a teacher's patch features). A new
+   target implements ``BaseTargetHead`` (``heads/base_target_head.py``). ``teachers/``: the frozen networks
+   whose features ``FeatureTargetHead`` predicts (EMA of the encoder, a pre-trained ViT, the encoder's
+   patch embeddings; ``teachers/base_teacher.py``).
 5. ``utils/``: the block every stream is made of (``SAIMTransformerLayer``) and its attention, chosen by
    class; a new attention pattern is a ``SAIMAttention`` subclass (``utils/attention.py``). Attention for
    detection / segmentation only (windows, relative position bias) lives in ``saim_mm/dense/``.
@@ -23,3 +25,4 @@ from .backbones import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
 from .orders import *  # noqa: F401,F403
+from .teachers import *  # noqa: F401,F403
