@@ -311,3 +311,12 @@ def test_teacher_source_without_a_teacher_is_refused():
     with pytest.raises(TypeError, match=r"order.source='teacher': model.head.teacher.encoder must be a ViT with a "
                        'cls token'):
         model.sample_order(2, 'cpu', images=torch.randn(2, 3, *IMG, dtype=torch.float64))
+
+
+def test_attention_similarity_without_saim_attention_is_refused():
+    vit = tiny_vit()
+    vit.layers[-1].attn = nn.Identity()
+    with pytest.raises(TypeError, match="similarity='attention' needs SAIMAttention blocks; the last block of the "
+                       'encoder has Identity'):
+        semantic(similarity='attention').scores(vit, torch.randn(1, 3, *IMG, dtype=torch.float64))
+    assert vit.training  # refused before the pass
