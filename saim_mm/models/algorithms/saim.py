@@ -28,7 +28,8 @@ class SAIM(BaseSelfSupervisor):
     - ``order``: a ``BaseGenerationOrder`` (``models/orders/base_order.py``);
     - ``neck``: a ``BaseDecoder`` (``models/necks/base_decoder.py``);
     - ``head``: a ``BaseTargetHead`` (``models/heads/base_target_head.py``);
-    - the attention of the blocks: a ``SAIMAttention`` class (``models/utils/attention.py``).
+    - the attention of the blocks: a ``SAIMAttention`` class (``models/utils/attention.py``);
+      ``PrefixCausalAttention`` in the encoder gives AIM's prefix (``prefix_range``).
 
     Args:
         backbone (dict): ``SAIMViT`` config.
@@ -206,6 +207,11 @@ class SAIM(BaseSelfSupervisor):
         With ``prefix_len`` (B,) (prefix-causal blocks), the first P steps of the content stream see each
         other; the query stream stays causal.
         """
+        if prefix_len is not None:
+            self.check_prefix_len(prefix_len, inputs.shape[0])
+        return self._predict_patches(inputs, order, prefix_len)
+
+    def _predict_patches(self, inputs: Tensor, order: Tensor, prefix_len: Optional[Tensor]) -> Tensor:
         content_mask = query_mask = None
         if self.order_generator.segment_size > 1:
             content_mask, query_mask = segment_masks(self.num_patches, self.order_generator.segment_size,
@@ -213,7 +219,6 @@ class SAIM(BaseSelfSupervisor):
         if prefix_len is None:
             hidden_states, query_pos = self.backbone(inputs, order=order, attn_mask=content_mask)
         else:
-            self.check_prefix_len(prefix_len, inputs.shape[0])
             hidden_states, query_pos = self.backbone(inputs, order=order, prefix_len=prefix_len.to(inputs.device))
         return self.neck(hidden_states, query_pos, encoder_layers=self.backbone.layers, order=order,
                          attn_mask=query_mask)
@@ -245,7 +250,9 @@ class SAIM(BaseSelfSupervisor):
             return dict(loss=self.head.loss(pred, inputs, order[:, self.num_patches - pred.shape[1]:]))
         if prefix_len is None:
             prefix_len = self.sample_prefix(inputs.shape[0], inputs.device)
-        pred = self.predict_patches(inputs, order, prefix_len)
+        else:
+            self.check_prefix_len(prefix_len, inputs.shape[0])
+        pred = self._predict_patches(inputs, order, prefix_len)
         N, K = self.num_patches, pred.shape[1]
         steps = torch.arange(N - K, N, device=pred.device)  # row i of pred is step N - K + i
         counted = steps[None, :] >= prefix_len.to(pred.device)[:, None]  # (B, K): the steps after the prefix
