@@ -1,7 +1,6 @@
 """MLPPredictionNeck: AIM's residual-MLP prediction head on the content stream (no query stream)."""
 import pytest
 import torch
-import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
 import saim_mm  # noqa: F401
