@@ -28,8 +28,8 @@ class _EncoderEMA(CosineEMA):
         """averaged = (1 - m) * averaged + m * source, in place: ``CosineEMA``'s m, or ``momentum``."""
         if self.schedule == 'constant' or not MessageHub.get_current_instance().get_info('max_iters'):
             ExponentialMovingAverage.avg_func(self, averaged_param, source_param, steps)
-        else:
-            super().avg_func(averaged_param, source_param, steps)
+        else:  # steps as a Python int: a 0-d long tensor would make CosineEMA compute m in float32
+            super().avg_func(averaged_param, source_param, int(steps))
 
     def update_parameters(self, model: nn.Module) -> None:
         """Average ``model``'s state into the module (the first call copies it)."""
