@@ -6,6 +6,8 @@ One method each, used by ``tools/analysis/benchmark_pretrain.py``, ``benchmark_v
 - FLOPs: torch's ``FlopCounterMode`` over one forward + backward pass of a model built with fake tensors
   (:func:`training_flops_per_image`): matrix products, convolutions and attention, multiply-add = 2 FLOPs,
   attention scores and values counted in full whether causal or masked, the optimiser step not counted;
+  of a built model, with its parts that run without gradients (an order computed from the images, the
+  target: a teacher's forward) counted on their own too (:func:`training_flops_by_part`);
 - peak memory of real steps (:class:`PeakMemory`): on a GPU ``torch.cuda.max_memory_allocated``; on the
   CPU the peak resident set size minus the resident size when the count was restarted (Linux
   ``/proc/self/clear_refs``); and of fake steps by tensor category (:func:`fake_step_memory`, torch's
@@ -73,6 +75,39 @@ def training_flops_per_image(build: Callable[[], nn.Module], loss: LossFn, image
             value.backward()
 
         return count_flops(step) / batch
+
+
+def training_flops_by_part(model: nn.Module, loss: LossFn, images: Tensor) -> Dict[str, float]:
+    """FLOPs per image of one training step of a built ``model``, and of its parts without gradients.
+
+    The model runs on real tensors: fixed orders check their permutation and teachers copy or read
+    weights when built, which fake tensors cannot do (use :func:`training_flops_per_image` to plan sizes
+    no machine holds). The step counts every operation once, the parts without gradients among them; each
+    part is counted again on its own, under ``torch.no_grad``:
+
+    - ``order``: ``model.sample_order(B, device, images=images)`` when the order is computed from the
+      images (``order_generator.needs_images``, e.g. the semantic order's encoder pass), else 0;
+    - ``target``: ``model.head.construct_target(images)`` (a teacher's forward, or a pixel target's
+      smoothing) when the head has one, else 0.
+
+    Args:
+        model (nn.Module): The model in training mode (a ``SAIM``, or any model: its parts count 0).
+        loss: ``loss(model, images)``, a scalar tensor.
+        images (Tensor): (B, 3, H, W).
+
+    Returns:
+        dict: ``total`` (forward + backward of ``loss``), ``order``, ``target`` and ``trained``
+        (``total - order - target``), each per image.
+    """
+    batch = images.shape[0]
+    total = count_flops(lambda: loss(model, images).backward())
+    order, head = getattr(model, 'order_generator', None), getattr(model, 'head', None)
+    with torch.no_grad():
+        by_order = (count_flops(lambda: model.sample_order(batch, images.device, images=images))
+                    if getattr(order, 'needs_images', False) else 0)
+        by_target = count_flops(lambda: head.construct_target(images)) if hasattr(head, 'construct_target') else 0
+    out = dict(total=total, order=by_order, target=by_target, trained=total - by_order - by_target)
+    return {k: v / batch for k, v in out.items()}
 
 
 def _proc_status_bytes(key: str) -> int:

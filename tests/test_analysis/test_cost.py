@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from saim_mm.analysis.cost import (PeakMemory, count_flops, cpu_seconds, run_isolated, time_training_step,
-                                   training_flops_per_image)
+                                   training_flops_by_part, training_flops_per_image)
 from saim_mm.analysis.memory_plan import load_config, step_flops
 from tests.conftest import REPO
 
@@ -104,3 +104,94 @@ def test_cpu_seconds_count_this_process_and_its_children():
     sum(i * i for i in range(1_000_000))
     after = cpu_seconds()
     assert after['children'] > before['children'] + 0.05 and after['main'] > before['main']
+
+
+def tiny_step_parts(C: int = 16, M: int = 2, F: int = 32, img: int = 16, p: int = 4) -> dict:
+    """FLOPs of one image through a tiny SAIMViT, written out (multiply-add = 2 FLOPs, L = N + 1 tokens):
+    ``embed`` the patch projection, ``linear`` the matrix products of the M blocks, ``attention`` their
+    scores and values in full squares (4 L^2 C a block)."""
+    N = (img // p)**2
+    L = N + 1
+    return dict(N=N, embed=2 * N * 3 * p * p * C, linear=M * (2 * L * C * 3 * C + 2 * L * C * C + 2 * 2 * L * C * F),
+                attention=M * 4 * L * L * C)
+
+
+def mlp_neck_flops(K: int, C: int, hidden: int, ratio: int, blocks: int, D: int) -> int:
+    """MLPPredictionNeck's forward on K outputs: fc_in, the residual MLP blocks, fc_out."""
+    return 2 * K * (C * hidden + blocks * 2 * hidden * ratio * hidden + hidden * D)
+
+
+def tiny_family_model(attention='PrefixCausalAttention', order='raster', head=None, neck=True):
+    from mmpretrain.registry import MODELS
+
+    from tests.conftest import tiny_saim_cfg
+    cfg = tiny_saim_cfg(depth=2, dec_depth=2, embed_dims=16, order=order)
+    if attention:
+        cfg['backbone']['layer_cfgs'] = dict(attn_cfg=dict(type=attention))
+    if neck:
+        cfg['neck'] = dict(type='MLPPredictionNeck', num_blocks=2, hidden_dims=8, mlp_ratio=2)
+    cfg['head'] = head or dict(type='GaussianPixelLoss', patch_size=4, kernel_size=None)
+    torch.manual_seed(0)
+    return MODELS.build(cfg).train()
+
+
+def pretrain_loss(model, images):
+    return model.loss(images)['loss']
+
+
+def test_prefix_causal_encoder_and_mlp_neck_count_as_written_out():
+    """A training step: the patch projection forward and its weight gradient (2 x), every matrix product
+    3 x (forward, input and weight gradients), attention 3.5 x (torch's backward formula recomputes the
+    scores: 5 products of the forward's 2). The prefix costs what causal attention costs."""
+    import saim_mm  # noqa: F401
+    t = tiny_step_parts()
+    expected = (2 * t['embed'] + 3 * t['linear'] + 3.5 * t['attention'] +
+                3 * mlp_neck_flops(t['N'], 16, 8, 2, 2, 48))
+    images = torch.randn(2, 3, 16, 16)
+    aim = training_flops_by_part(tiny_family_model(), pretrain_loss, images)
+    assert aim == dict(total=expected, order=0, target=0, trained=expected)
+    causal = training_flops_by_part(tiny_family_model(attention=None), pretrain_loss, images)
+    assert causal['total'] == expected
+
+
+def test_a_teachers_forward_and_a_semantic_orders_pass_count_once_each():
+    """EMA teacher (SemAIM): the target is one bidirectional forward of the averaged encoder; a semantic order
+    scored by that teacher adds one more; neither has a backward pass."""
+    import saim_mm  # noqa: F401
+    t = tiny_step_parts()
+    forward = t['embed'] + t['linear'] + t['attention']
+    head = dict(type='FeatureTargetHead', patch_size=4, teacher=dict(type='EMATeacher'), feature_dims=16)
+    images = torch.randn(2, 3, 16, 16)
+    semantic = training_flops_by_part(
+        tiny_family_model(None, dict(type='SemanticOrder', source='teacher'), head, neck=False), pretrain_loss, images)
+    assert semantic['order'] == semantic['target'] == forward
+    stochastic = training_flops_by_part(tiny_family_model(None, 'stochastic', head, neck=False), pretrain_loss, images)
+    assert stochastic['order'] == 0 and stochastic['target'] == forward
+    assert semantic['trained'] == stochastic['trained']  # the same encoder and decoder steps
+    assert semantic['total'] == stochastic['total'] + forward
+
+
+def test_pretrained_and_patch_embedding_teachers_count_their_forward(tmp_path):
+    """D-iGPT: a ViT of its own width (24, 3 blocks) read from a file, forward only; NEPA: the encoder's patch
+    projection, forward only. The MLP neck predicts the teacher's width."""
+    import saim_mm  # noqa: F401
+    from mmpretrain.models import VisionTransformer
+    t = tiny_step_parts()
+    vit = dict(type='mmpretrain.VisionTransformer', arch=dict(embed_dims=24, num_layers=3, num_heads=2,
+                                                             feedforward_channels=48), img_size=16, patch_size=4)
+    torch.save(VisionTransformer(**{k: v for k, v in vit.items() if k != 'type'}).state_dict(),
+               str(tmp_path / 'teacher.pth'))
+    teacher = tiny_step_parts(C=24, M=3, F=48)
+    trained = 2 * t['embed'] + 3 * t['linear'] + 3.5 * t['attention']
+    images = torch.randn(1, 3, 16, 16)
+    digpt = training_flops_by_part(tiny_family_model(head=dict(
+        type='FeatureTargetHead', patch_size=4, loss='cosine',
+        teacher=dict(type='PretrainedTeacher', model=vit, checkpoint=str(tmp_path / 'teacher.pth')))),
+        pretrain_loss, images)
+    assert digpt['target'] == teacher['embed'] + teacher['linear'] + teacher['attention']
+    assert digpt['trained'] == trained + 3 * mlp_neck_flops(t['N'], 16, 8, 2, 2, 24) and digpt['order'] == 0
+    nepa = training_flops_by_part(tiny_family_model(head=dict(
+        type='FeatureTargetHead', patch_size=4, loss='cosine', teacher=dict(type='PatchEmbedTeacher'),
+        feature_dims=16)), pretrain_loss, images)
+    assert nepa['target'] == t['embed']
+    assert nepa['total'] == trained + 3 * mlp_neck_flops(t['N'], 16, 8, 2, 2, 16) + t['embed']
