@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config
 
 from saim_mm.checkpoint import checkpoint_safe_globals
-from saim_mm.utils import build_runner, parse_runner_args
+from saim_mm.utils import build_runner, close_process_group, parse_runner_args
 from saim_mm.utils.data_roots import TRAIN_LOADERS
 
 
@@ -69,6 +69,7 @@ def main() -> None:
     # hold HistoryBuffer and numpy objects, allowed for this run only (import saim_mm registers nothing)
     with torch.serialization.safe_globals(checkpoint_safe_globals()):
         build_runner(cfg, TRAIN_LOADERS).train()
+    close_process_group()
 
 
 if __name__ == '__main__':
