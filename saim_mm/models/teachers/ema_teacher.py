@@ -104,6 +104,15 @@ class EMATeacher(BaseTeacher):
         """The encoder width."""
         return self.encoder.embed_dims
 
+    def init_weights(self) -> None:
+        """Copy the student again (the model initialises its encoder before its head): the teacher is the
+        initialised encoder until the first update, which copies it once more."""
+        if self.ema is not None:
+            source = self.student.state_dict()
+            for name, value in self.ema.module.state_dict().items():
+                value.copy_(source[name])
+        self._is_init = True
+
     def update(self) -> None:
         """teacher = (1 - m) * teacher + m * student for every tensor; the first call copies the student."""
         self._require_attached()

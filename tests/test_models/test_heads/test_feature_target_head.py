@@ -106,6 +106,14 @@ def test_the_decoder_predicts_the_teacher_width(vit_checkpoint):
     assert tiny_saim(teacher_cfg('ema', vit_checkpoint), feature_dims=WIDTH).neck.out_channels == WIDTH
 
 
+def test_ema_teacher_is_the_initialised_encoder_after_the_model_is_initialised(vit_checkpoint):
+    model = tiny_saim(teacher_cfg('ema', vit_checkpoint), feature_dims=WIDTH)  # built, then init_weights()
+    teacher = model.head.teacher.encoder.state_dict()
+    for name, value in model.backbone.state_dict().items():
+        assert torch.equal(teacher[name], value), name
+    assert model.head.teacher.ema.steps.item() == 0
+
+
 def tensors(module: torch.nn.Module) -> dict:
     """Every parameter and buffer of ``module`` (state dict or not), cloned."""
     return {n: t.detach().clone() for n, t in [*module.named_parameters(), *module.named_buffers()]}
