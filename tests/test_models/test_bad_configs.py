@@ -25,7 +25,7 @@ BAD = {
     'unknown order mode': (
         {'model.order': 'zigzag'},
         "SAIM order must be one of ('centre_out', 'checkerboard', 'fixed_random', 'random_segments', 'raster', "
-        "'spiral', 'stochastic') or a config dict of a registered order, got 'zigzag'"),
+        "'semantic', 'spiral', 'stochastic') or a config dict of a registered order, got 'zigzag'"),
     'even Gaussian kernel': (
         {'model.head.kernel_size': 4},
         'GaussianPixelLoss kernel_size must be a positive odd int or None, got 4'),

@@ -54,8 +54,8 @@ def test_decoder_depth_must_divide_encoder_depth(dec_depth):
 
 def test_unknown_order_mode_is_refused():
     with pytest.raises(ValueError, match=r"order must be one of \('centre_out', 'checkerboard', .*'raster', "
-                                         r"'spiral', 'stochastic'\) or a config dict of a registered order, "
-                                         r"got 'zigzag'"):
+                                         r"'semantic', 'spiral', 'stochastic'\) or a config dict of a "
+                                         r"registered order, got 'zigzag'"):
         MODELS.build(tiny_saim_cfg(order='zigzag'))
 
 

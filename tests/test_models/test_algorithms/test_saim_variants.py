@@ -88,7 +88,7 @@ def test_narrow_partial_decoder_equals_the_oracle(depth):
 def test_every_order_equals_the_oracle(order):
     model = build(4, order=ORDERS[order])
     x = inputs()
-    z = model.sample_order(2, x.device)
+    z = model.sample_order(2, x.device, images=x)
     oracle = gather_tokens(dense_mask_predictions(model, x, z), z)
     assert rel_err(model.predict_patches(x, z), oracle) <= 1e-10
 
@@ -99,7 +99,7 @@ def test_every_order_predicts_a_patch_only_from_earlier_steps(order):
     non-zero w.r.t. every earlier one."""
     model = build(5, order=ORDERS[order])
     x = inputs(1).requires_grad_(True)
-    z = model.sample_order(1, x.device)
+    z = model.sample_order(1, x.device, images=x)
     pred = model.predict_patches(x, z)
     G = model.order_generator.segment_size
     for t in range(12):
