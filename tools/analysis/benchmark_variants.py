@@ -10,24 +10,71 @@ fresh process so that its peak memory is its own, and its FLOPs per image are co
 ``FlopCounterMode`` over forward and backward (all by ``saim_mm.analysis.cost``). ``--out`` writes the
 figures with the command, machine, versions and UTC date.
 
+Configs of the autoregressive family (``configs/saim/family/``) are rows like any other: a prefix-causal
+encoder counts as a causal one (attention in full squares), an ``MLPPredictionNeck`` is its residual MLP
+blocks, and what runs without gradients is in the step and in its time: the forward of a
+``FeatureTargetHead``'s teacher (and an EMA teacher's update), and the extra encoder or teacher pass of an
+order computed from the images (``SemanticOrder``). Those no-grad FLOPs are also given on their own. A
+``PretrainedTeacher`` reads random weights here (its checkpoint is not read: the cost does not depend on
+the values), and an encoder-bound teacher's ``feature_dims`` follows ``--arch``.
+
     python tools/analysis/benchmark_variants.py --configs configs/saim/variants/partial_1_2.py \\
         configs/saim/variants/partial_1_6.py configs/saim/variants/narrow_512x8.py \\
         configs/saim/variants/narrow_512x8_partial_1_6.py configs/saim/variants/narrow_512x4_partial_1_6.py \\
         --batch-size 4 --threads 2 --out work_dirs/cost.json
 """
 import argparse
+import contextlib
 import os.path as osp
+import tempfile
 from typing import List
 
 import torch
 
 from saim_mm.analysis import write_results
-from saim_mm.analysis.cost import run_isolated, time_training_step, training_flops_per_image
+from saim_mm.analysis.cost import run_isolated, time_training_step, training_flops_by_part
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PAPER = 'configs/saim/vitb_800e.py'
 MAE = 'mmpretrain::_base_/models/mae_vit-base-p16.py'
 FLOOR = 'content stream alone'
+
+
+def encoder_width(cfg) -> int:
+    """Width of the encoder of a model config (its ``backbone.arch``: a name of the ViT's ``arch_zoo`` or a
+    dict)."""
+    from mmpretrain.registry import MODELS
+    arch = cfg.backbone.arch
+    if isinstance(arch, str):
+        return MODELS.get(cfg.backbone.type).arch_zoo[arch.lower()]['embed_dims']
+    return arch['embed_dims']
+
+
+def fit_teacher(cfg) -> None:
+    """An encoder-bound teacher's (EMA, patch embeddings) ``head.feature_dims`` set to the encoder width."""
+    head = cfg.get('head') or {}
+    teacher = head.get('teacher') or {}
+    if head.get('feature_dims') is not None and teacher.get('type') in ('EMATeacher', 'PatchEmbedTeacher'):
+        head.feature_dims = encoder_width(cfg)
+
+
+@contextlib.contextmanager
+def random_teacher_checkpoint(cfg):
+    """Within: a ``PretrainedTeacher`` of the model config ``cfg`` reads the randomly initialised weights of its
+    own ViT from a temporary file instead of its ``checkpoint``: the cost does not depend on the values, and
+    the file a ViT-B config names need not be on the machine that measures."""
+    teacher = (cfg.get('head') or {}).get('teacher') or {}
+    if teacher.get('type') != 'PretrainedTeacher':
+        yield
+        return
+    from saim_mm.models.teachers import PretrainedTeacher
+    model = teacher['model']
+    vit = PretrainedTeacher.build_timm(model) if model['type'] == 'timm' else PretrainedTeacher.build_mmpretrain(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        teacher['checkpoint'] = osp.join(tmp, 'random_teacher.pth')
+        torch.save(vit.state_dict(), teacher['checkpoint'])
+        del vit
+        yield
 
 
 def build(row: str, arch: str, img_size: int, init: bool = True):
@@ -42,9 +89,11 @@ def build(row: str, arch: str, img_size: int, init: bool = True):
     cfg = (get_config(MAE) if row == MAE else Config.fromfile(osp.join(REPO, PAPER if row == FLOOR else row))).model
     cfg.backbone.arch = arch
     cfg.backbone.img_size = img_size
-    model = MODELS.build(cfg)
-    if init:
-        model.init_weights()
+    fit_teacher(cfg)
+    with random_teacher_checkpoint(cfg):
+        model = MODELS.build(cfg)
+        if init:
+            model.init_weights()
     return model.train()
 
 
@@ -56,31 +105,40 @@ def loss_of(model, row: str, x: torch.Tensor) -> torch.Tensor:
 
 
 def run_case(case: dict) -> dict:
-    """Count and time one row; meant to run in a fresh process."""
+    """Time and count one row (the count after the timed steps, on one image); meant to run in a fresh process.
+
+    Returns:
+        dict: the case, :func:`time_training_step`'s figures, ``gflops_per_image`` (the training step) and
+        ``gflops_no_grad`` (of it, the order and target computed without gradients: ``order`` and ``target``
+        of :func:`training_flops_by_part`).
+    """
     torch.set_num_threads(case['threads'])
     row, arch, size = case['row'], case['arch'], case['img_size']
-    flops = training_flops_per_image(lambda: build(row, arch, size, init=False), lambda m, x: loss_of(m, row, x),
-                                     (3, size, size))
     torch.manual_seed(0)
     model = build(row, arch, size)
     x = torch.randn(case['batch'], 3, size, size)
     timed = time_training_step(model, lambda: loss_of(model, row, x), 'cpu', case['warmup'], case['repeats'])
-    return dict(case, **timed, gflops_per_image=flops / 1e9)
+    flops = training_flops_by_part(model, lambda m, images: loss_of(m, row, images), x[:1])
+    return dict(case, **timed, gflops_per_image=flops['total'] / 1e9,
+                gflops_no_grad=dict(order=flops['order'] / 1e9, target=flops['target'] / 1e9))
 
 
 def print_table(rows: List[dict]) -> None:
     paper = next(r for r in rows if r['row'] == PAPER)
     floor = next(r for r in rows if r['row'] == FLOOR)
     mae = next(r for r in rows if r['row'] == MAE)
-    head = ('row', 'GFLOPs/img', 'step s', 'peak MiB', 'time / SAIM', 'mem / SAIM', 'time / floor', 'time / MAE')
+    head = ('row', 'GFLOPs/img', 'of which no-grad (order + target)', 'step s', 'peak MiB', 'time / SAIM',
+            'mem / SAIM', 'time / floor', 'GFLOPs / floor', 'time / MAE')
     print(' | '.join(head))
     print(' | '.join('---' for _ in head))
     for r in rows:
         name = osp.basename(r['row']) if r['row'] not in (FLOOR, MAE) else r['row']
+        no_grad = r['gflops_no_grad']
         print(' | '.join(str(v) for v in (
-            name, f"{r['gflops_per_image']:.1f}", f"{r['step_s']:.2f}", f"{r['peak_mem_mib']:.0f}",
-            f"{r['step_s'] / paper['step_s']:.2f}", f"{r['peak_mem_mib'] / paper['peak_mem_mib']:.2f}",
-            f"{r['step_s'] / floor['step_s']:.2f}", f"{r['step_s'] / mae['step_s']:.2f}")))
+            name, f"{r['gflops_per_image']:.1f}", f"{no_grad['order']:.1f} + {no_grad['target']:.1f}",
+            f"{r['step_s']:.2f}", f"{r['peak_mem_mib']:.0f}", f"{r['step_s'] / paper['step_s']:.2f}",
+            f"{r['peak_mem_mib'] / paper['peak_mem_mib']:.2f}", f"{r['step_s'] / floor['step_s']:.2f}",
+            f"{r['gflops_per_image'] / floor['gflops_per_image']:.2f}", f"{r['step_s'] / mae['step_s']:.2f}")))
 
 
 def main() -> None:
