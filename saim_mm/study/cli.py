@@ -11,7 +11,8 @@ from .labels import check_budgets, few_label_protocols, label_budgets, run_few_l
 from .protocols import PROTOCOLS, build_encoder, features, probe_config, run_protocols
 from ..analysis.cost import cpu_seconds
 from .report import plot_curves, plot_protocols, summarize, table, write_study
-from .runs import DEFAULT_ROWS, RANDOM, config_row, pretrain_all, row_config, work_dir_of
+from .runs import (DEFAULT_ROWS, RANDOM, config_row, dependency_levels, final_checkpoint, pretrain_all, row_config,
+                   with_teachers, work_dir_of)
 
 
 def parse_args(argv: Optional[List[str]] = None, description: str = '') -> argparse.Namespace:
@@ -28,6 +29,9 @@ def parse_args(argv: Optional[List[str]] = None, description: str = '') -> argpa
                         help='which of the default rows to run')
     parser.add_argument('--configs', nargs='*', default=[],
                         help='more pre-training configs to compare (rows named by their file)')
+    parser.add_argument('--teacher-from', nargs='*', default=[], metavar='ROW=SOURCE',
+                        help="ROW's PretrainedTeacher (model.head.teacher) reads SOURCE's final checkpoint of the "
+                        "same seed (e.g. 'configs/saim/family/demo/digpt=SAIM stochastic'); SOURCE trains first")
     parser.add_argument('--epochs', type=int, default=30, help='pre-training epochs')
     parser.add_argument('--batch-size', type=int, default=64, help='pre-training batch')
     parser.add_argument('--probe-epochs', type=int, default=300,
@@ -92,6 +96,14 @@ def main(argv: Optional[List[str]] = None, description: str = '') -> None:
 
     from ..utils.data_roots import DataRootNotFoundError
     MMLogger.get_instance('small_study', log_level='WARNING')
+    rows = [DEFAULT_ROWS[name] for name in args.rows if name != RANDOM] + [config_row(c) for c in args.configs]
+    if RANDOM in args.rows:
+        rows.append(DEFAULT_ROWS[RANDOM])
+    try:
+        rows = with_teachers(rows, args.teacher_from)
+        levels = dependency_levels(rows)
+    except ValueError as err:
+        sys.exit(f'small_study: {err}')
     try:
         classes = check_image_folder(data_root)
     except (ImageFolderError, DataRootNotFoundError) as err:
@@ -108,20 +120,25 @@ def main(argv: Optional[List[str]] = None, description: str = '') -> None:
     print(f'data: {data_root}: {num_classes} classes, {len(train_y)} train / {len(val_y)} val images, '
           f'{args.img_size} px, {args.patch_size} px patches', flush=True)
 
-    rows = [DEFAULT_ROWS[name] for name in args.rows if name != RANDOM] + [config_row(c) for c in args.configs]
-    if RANDOM in args.rows:
-        rows.append(DEFAULT_ROWS[RANDOM])
-    runs = {(row.name, seed): (row_config(row, data_root, args.img_size, args.patch_size, args.epochs,
-                                          args.batch_size, seed, len(train_y), work_dir_of(work_dir, row, seed)),
-                               work_dir_of(work_dir, row, seed))
-            for row in rows for seed in args.seeds}
     by_name = {row.name: row for row in rows}
-    pretrained = pretrain_all({key: run for key, run in runs.items() if by_name[key[0]].pretrain}, args.jobs, t0)
+
+    def teacher_of(row, seed):
+        source = by_name.get(row.teacher_from)
+        return None if source is None else final_checkpoint(work_dir, source, seed, args.epochs)
+
+    runs = {(row.name, seed): (row_config(row, data_root, args.img_size, args.patch_size, args.epochs,
+                                          args.batch_size, seed, len(train_y), work_dir_of(work_dir, row, seed),
+                                          teacher_of(row, seed)), work_dir_of(work_dir, row, seed))
+            for row in rows for seed in args.seeds}
+    pretrained = {}
+    for level in levels:  # a row after the row it takes its teacher from
+        names = {row.name for row in level if row.pretrain}
+        pretrained.update(pretrain_all({key: run for key, run in runs.items() if key[0] in names}, args.jobs, t0))
     options = probe_options(args)
     results = []
     for row in rows:
         entry = dict(name=row.name, config=osp.relpath(row.config, REPO), model_options=row.model_options,
-                     pretrained=row.pretrain, seeds=[])
+                     pretrained=row.pretrain, teacher_from=row.teacher_from, seeds=[])
         for seed in args.seeds:
             record = dict(seed=seed, **pretrained.get((row.name, seed), {}))
             t1 = time.time()

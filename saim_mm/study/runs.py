@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
@@ -21,11 +21,16 @@ RANDOM = 'random init'
 
 
 class Row(NamedTuple):
-    """One encoder of the study: a pre-training config (with model overrides), or an untrained one."""
+    """One encoder of the study: a pre-training config (with model overrides), or an untrained one.
+
+    ``teacher_from`` names another pre-trained row whose final checkpoint of the same seed is the
+    ``checkpoint`` of this row's ``PretrainedTeacher`` (``model.head.teacher``): that row is pre-trained first.
+    """
     name: str
     config: str
     model_options: dict
     pretrain: bool
+    teacher_from: Optional[str] = None
 
 
 # a new row is one more entry here (or a config given with --configs)
@@ -41,6 +46,58 @@ def config_row(config: str) -> Row:
     """The row of a pre-training config given by path, named by its path under the repository."""
     path = osp.abspath(config)
     return Row(osp.splitext(osp.relpath(path, REPO))[0], path, {}, True)
+
+
+def with_teachers(rows: List[Row], pairs: Sequence[str]) -> List[Row]:
+    """``rows`` with ``teacher_from`` set from ``ROW=SOURCE`` pairs (``--teacher-from``).
+
+    Raises:
+        ValueError: a pair without ``=``, a row or source that is not a row of the study, a source that is not
+            pre-trained or is the row itself, a row given twice, or a row whose config has no
+            ``PretrainedTeacher`` at ``model.head.teacher``.
+    """
+    by_name = {row.name: row for row in rows}
+    sources: Dict[str, str] = {}
+    for pair in pairs:
+        name, sep, source = pair.partition('=')
+        if not sep:
+            raise ValueError(f'--teacher-from takes ROW=SOURCE (two row names), got {pair!r}.')
+        for key, value in (('ROW', name), ('SOURCE', source)):
+            if value not in by_name:
+                raise ValueError(f'--teacher-from {pair!r}: {key} {value!r} is not a row of the study; rows: '
+                                 f'{sorted(by_name)}.')
+        if name in sources:
+            raise ValueError(f'--teacher-from gives row {name!r} twice.')
+        if name == source or not by_name[source].pretrain:
+            raise ValueError(f'--teacher-from {pair!r}: SOURCE must be another, pre-trained row, got {source!r}.')
+        teacher = (Config.fromfile(by_name[name].config).model.get('head') or {}).get('teacher') or {}
+        if teacher.get('type') != 'PretrainedTeacher':
+            raise ValueError(f'--teacher-from {pair!r}: {by_name[name].config} has no PretrainedTeacher at '
+                             f"model.head.teacher (got {teacher.get('type')!r}).")
+        sources[name] = source
+    return [row._replace(teacher_from=sources.get(row.name, row.teacher_from)) for row in rows]
+
+
+def dependency_levels(rows: Sequence[Row]) -> List[List[Row]]:
+    """``rows`` in waves: a row comes in a later wave than the row it takes its teacher from.
+
+    Raises:
+        ValueError: a cycle of ``teacher_from`` (the rows named).
+    """
+    left, done, levels = list(rows), set(), []
+    while left:
+        ready = [row for row in left if row.teacher_from is None or row.teacher_from in done]
+        if not ready:
+            raise ValueError(f'--teacher-from makes a cycle: {[f"{r.name}={r.teacher_from}" for r in left]}.')
+        levels.append(ready)
+        done.update(row.name for row in ready)
+        left = [row for row in left if row.name not in done]
+    return levels
+
+
+def final_checkpoint(root: str, row: Row, seed: int, epochs: int) -> str:
+    """The checkpoint ``tools/train.py`` writes at the end of the row's run of ``seed``."""
+    return osp.join(work_dir_of(root, row, seed), f'epoch_{epochs}.pth')
 
 
 def work_dir_of(root: str, row: Row, seed: int) -> str:
@@ -84,8 +141,11 @@ def fit_schedule(schedulers: list, old_epochs: int, epochs: int, iters_per_epoch
 
 
 def row_config(row: Row, data_root: str, img_size: int, patch_size: int, epochs: int, batch_size: int, seed: int,
-               num_train: int, work_dir: str) -> Config:
+               num_train: int, work_dir: str, teacher_checkpoint: Optional[str] = None) -> Config:
     """The config of one pre-training run of ``row``: its file with the study's data, sizes and schedule.
+
+    With ``teacher_checkpoint`` (the final checkpoint of the row ``row.teacher_from``), the
+    ``PretrainedTeacher`` reads it, its ViT at the study's image and patch size.
 
     Raises:
         ValueError: the config's training loop is not epoch-based.
@@ -101,6 +161,10 @@ def row_config(row: Row, data_root: str, img_size: int, patch_size: int, epochs:
             model[part].patch_size = patch_size
     if isinstance(model.get('neck'), dict) and 'num_patches' in model.neck:  # MAE's decoder
         model.neck.num_patches = (img_size // patch_size)**2
+    if teacher_checkpoint is not None:
+        teacher = model.head.teacher
+        teacher.checkpoint = teacher_checkpoint
+        teacher.model.update(img_size=img_size, patch_size=patch_size)
     if cfg.train_cfg.get('type', 'EpochBasedTrainLoop') != 'EpochBasedTrainLoop':
         raise ValueError(f'{row.config}: the study runs epoch-based pre-training (EpochBasedTrainLoop), got '
                          f'train_cfg.type={cfg.train_cfg.type!r}.')

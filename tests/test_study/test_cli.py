@@ -187,3 +187,26 @@ def test_more_labels_per_class_than_the_smallest_class_stops_the_study_with_its_
         main(['--data-root', root, '--work-dir', str(tmp_path / 'study'), '--rows', 'random init',
               '--labels-per-class', '3'])
     assert not osp.exists(osp.join(tmp_path, 'study', 'study.json'))
+
+
+def test_a_row_takes_its_teacher_from_another_rows_checkpoint(tmp_path):
+    work = str(tmp_path / 'study')
+    digpt = 'configs/saim/family/demo/digpt'
+    proc = run_study('--work-dir', work, '--train-per-class', '2', '--val-per-class', '1', '--seeds', '4',
+                     '--rows', 'SAIM stochastic', '--configs', f'{digpt}.py', '--teacher-from',
+                     f'{digpt}=SAIM stochastic', '--img-size', '16', *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    source = osp.join(work, 'SAIM_stochastic', 'seed4', 'epoch_1.pth')
+    dumped = open(osp.join(work, 'configs_saim_family_demo_digpt', 'seed4', 'pretrain_config.py')).read()
+    assert re.search(rf"checkpoint=\s*'{re.escape(source)}'", dumped)
+    order = [line.split(':')[0] for line in proc.stdout.splitlines() if line.startswith('pre-trained ')]
+    assert order == ['pre-trained SAIM stochastic, seed 4', f'pre-trained {digpt}, seed 4']  # --jobs 2: in turn
+    report = json.load(open(osp.join(work, 'study.json')))
+    assert [r['teacher_from'] for r in report['rows']] == [None, 'SAIM stochastic']
+    assert all(math.isfinite(r['seeds'][0]['final_loss']) for r in report['rows'])
+
+
+def test_a_teacher_from_an_unknown_row_stops_the_study(tmp_path):
+    with pytest.raises(SystemExit, match=r"small_study: --teacher-from 'MAE=SAIM': SOURCE 'SAIM' is not a row of "
+                                         r"the study; rows: \['MAE'\]\."):
+        main(['--work-dir', str(tmp_path), '--rows', 'MAE', '--teacher-from', 'MAE=SAIM'])

@@ -3,7 +3,9 @@ import os.path as osp
 
 import pytest
 
-from saim_mm.study.runs import DEFAULT_ROWS, MAE, fit_schedule, row_config, work_dir_of
+from saim_mm.study.runs import (DEFAULT_ROWS, MAE, RANDOM, config_row, dependency_levels, final_checkpoint,
+                               fit_schedule, row_config, with_teachers, work_dir_of)
+from tests.conftest import REPO
 
 
 def test_schedule_follows_the_epochs():
@@ -28,3 +30,40 @@ def test_row_config_sets_data_sizes_epochs_and_seed(tmp_path):
     raster = row_config(DEFAULT_ROWS['SAIM raster'], '/data/x', 16, 4, 1, 8, 0, 20, str(tmp_path))
     assert raster.model.order == 'raster'
     assert work_dir_of('/w', DEFAULT_ROWS['SAIM raster'], 2) == osp.join('/w', 'SAIM_raster', 'seed2')
+
+
+DIGPT = osp.join(REPO, 'configs/saim/family/demo/digpt.py')
+
+
+def test_teacher_from_another_row_reads_its_checkpoint_of_the_same_seed(tmp_path):
+    rows = with_teachers([config_row(DIGPT), DEFAULT_ROWS['SAIM stochastic'], DEFAULT_ROWS[RANDOM]],
+                         ['configs/saim/family/demo/digpt=SAIM stochastic'])
+    assert rows[0].teacher_from == 'SAIM stochastic' and rows[1].teacher_from is None
+    assert [[r.name for r in level] for level in dependency_levels(rows)] == [
+        ['SAIM stochastic', RANDOM], ['configs/saim/family/demo/digpt']]
+    checkpoint = final_checkpoint('/w', rows[1], 2, 7)
+    assert checkpoint == osp.join('/w', 'SAIM_stochastic', 'seed2', 'epoch_7.pth')
+    cfg = row_config(rows[0], '/data/x', 16, 4, 7, 8, 2, 20, str(tmp_path), teacher_checkpoint=checkpoint)
+    teacher = cfg.model.head.teacher
+    assert teacher.checkpoint == checkpoint and (teacher.model.img_size, teacher.model.patch_size) == (16, 4)
+
+
+def test_a_cycle_of_teachers_is_refused_with_its_rows():
+    a = DEFAULT_ROWS['SAIM stochastic']._replace(teacher_from='SAIM raster')
+    b = DEFAULT_ROWS['SAIM raster']._replace(teacher_from='SAIM stochastic')
+    with pytest.raises(ValueError, match=r"--teacher-from makes a cycle: \['SAIM stochastic=SAIM raster', "
+                                         r"'SAIM raster=SAIM stochastic'\]"):
+        dependency_levels([a, b, DEFAULT_ROWS['MAE']])
+
+
+@pytest.mark.parametrize('pair, message', [
+    ('digpt', r"--teacher-from takes ROW=SOURCE \(two row names\), got 'digpt'"),
+    ('configs/saim/family/demo/digpt=SAIM', r"SOURCE 'SAIM' is not a row of the study; rows: \["),
+    ('configs/saim/family/demo/digpt=random init', r"SOURCE must be another, pre-trained row, got 'random init'"),
+    ('SAIM stochastic=MAE', r"configs/saim/demo_cpu.py has no PretrainedTeacher at model.head.teacher "
+                            r"\(got None\)"),
+])
+def test_bad_teacher_pairs_are_named(pair, message):
+    rows = [config_row(DIGPT), DEFAULT_ROWS['SAIM stochastic'], DEFAULT_ROWS['MAE'], DEFAULT_ROWS[RANDOM]]
+    with pytest.raises(ValueError, match=message):
+        with_teachers(rows, [pair])

@@ -29,6 +29,10 @@ class, ``--label-draws R`` stratified draws each (reproducible from seed and dra
 every row), evaluated on every held-out image and summarised over seeds x draws
 (:mod:`saim_mm.study.labels`); their bars go to ``few_label.png``.
 
+A row whose ``PretrainedTeacher`` is another row's encoder (the D-iGPT demo's teacher is the SAIM demo's):
+``--teacher-from ROW=SOURCE`` points ROW's ``model.head.teacher.checkpoint`` to SOURCE's final checkpoint of
+the same seed (the teacher's ViT at the study's sizes) and pre-trains SOURCE first.
+
 ``--jobs N`` runs N pre-trainings at once, each with cpu_count / N threads.
 
     python tools/analysis/small_study.py --work-dir work_dirs/small_study
@@ -36,6 +40,8 @@ every row), evaluated on every held-out image and summarised over seeds x draws
     python tools/analysis/small_study.py --seeds 0 --rows 'SAIM stochastic' MAE \\
         --configs configs/saim/variants/demo/partial_1_6.py
     python tools/analysis/small_study.py --labels-per-class 1 5 --label-fraction 0.1 --label-draws 3
+    python tools/analysis/small_study.py --rows 'SAIM stochastic' --configs configs/saim/family/demo/digpt.py \\
+        --teacher-from 'configs/saim/family/demo/digpt=SAIM stochastic'
 """
 from saim_mm.study.cli import main
 
