@@ -67,10 +67,15 @@ class SAIM(BaseSelfSupervisor):
             backbone = MODELS.build(backbone)
         if isinstance(head, dict):
             head = MODELS.build(head)
+        if not isinstance(head, BaseTargetHead):
+            raise TypeError(f'SAIM head must be a {BaseTargetHead.__name__} ({BaseTargetHead.__module__}), got '
+                            f'{type(head).__name__}.')
+        # a target read from the encoder (EMA teacher, patch embeddings) binds to it before its width is asked
+        head.attach(backbone)
         if isinstance(neck, dict):
             neck = MODELS.build(self.encoder_defaults(neck, backbone, head))
         order_generator = MODELS.build(order, default_args=dict(grid=tuple(backbone.patch_resolution)))
-        for key, part, base in (('head', head, BaseTargetHead), ('neck', neck, BaseDecoder),
+        for key, part, base in (('neck', neck, BaseDecoder),
                                 ('order', order_generator, BaseGenerationOrder)):
             if not isinstance(part, base):
                 raise TypeError(f'SAIM {key} must be a {base.__name__} ({base.__module__}), got '
@@ -97,7 +102,6 @@ class SAIM(BaseSelfSupervisor):
         self.backbone.pos_embed.requires_grad_(False)
         if self.backbone.final_norm:
             self.backbone.ln1.requires_grad_(False)
-        self.head.attach(self.backbone)  # a target read from the encoder (EMA teacher, patch embeddings) binds here
         add_checkpoint_filter(self)  # state dicts of every layout saim_mm reads load, converted (checkpoint/filter.py)
 
     def check_prefix_range(self, prefix_range: Optional[Sequence[Optional[int]]]) -> Optional[tuple]:
@@ -241,6 +245,8 @@ class SAIM(BaseSelfSupervisor):
             dict[str, Tensor]: ``{'loss': scalar}``.
         """
         inputs = self._single_view(inputs)
+        if self.training:
+            self.head.update()  # a teacher that follows the student steps first (the order may read it)
         if order is None:
             order = self.sample_order(inputs.shape[0], inputs.device, images=inputs)
         else:

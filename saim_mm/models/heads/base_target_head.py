@@ -7,7 +7,9 @@
 - ``loss(pred, images, order, mask)``: the scalar loss of predictions ``pred`` (B, K, D), row t predicting
   patch ``order[:, t]`` of ``images`` (B, C, H, W), over the rows where ``mask`` (B, K) is True (all
   without a mask);
-- ``attach(encoder)``: called once when ``SAIM`` is built (a target read from the encoder binds to it).
+- ``attach(encoder)``: called once when ``SAIM`` is built, before ``target_channels`` is read (a target
+  read from the encoder binds to it);
+- ``update()``: called once per training step before the order is drawn (an EMA teacher steps here).
 
 A new target subclasses :class:`BaseTargetHead` and writes :meth:`construct_target` (the per-patch target
 of the images, in raster order) and :meth:`criterion` (the penalty between predictions and targets); the
@@ -53,6 +55,12 @@ class BaseTargetHead(BaseModule, metaclass=ABCMeta):
 
         A target read from the encoder itself (an EMA teacher of it, its patch embeddings) keeps what it
         needs here; targets computed from the images alone need nothing (the default).
+        """
+
+    def update(self) -> None:
+        """Called by ``SAIM`` once per training step, before the order is drawn and the targets computed.
+
+        A target that follows the student (an EMA teacher) takes its step here; nothing by default.
         """
 
     def loss(self, pred: Tensor, images: Tensor, order: Optional[Tensor] = None,

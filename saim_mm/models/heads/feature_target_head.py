@@ -15,8 +15,8 @@ class FeatureTargetHead(BaseTargetHead):
     """Patch features of a frozen teacher as the target (SemAIM, D-iGPT, NEPA).
 
     The target of a patch is its feature from ``teacher`` (a ``BaseTeacher``: ``EMATeacher``,
-    ``PretrainedTeacher``, ``PatchEmbedTeacher``), computed without gradients; in training the teacher is
-    updated first (one EMA step; nothing for the others). With p = pred / ||p|| and t = target / ||t|| per
+    ``PretrainedTeacher``, ``PatchEmbedTeacher``), computed without gradients; ``SAIM`` updates the
+    teacher once per training step, before the order is drawn (one EMA step; nothing for the others). With p = pred / ||p|| and t = target / ||t|| per
     patch (L2 norms over the D channels), the losses are:
 
     - ``'normalized_l2'`` (SemAIM): ||p - t||^2, summed over the D channels, averaged over the patches;
@@ -31,9 +31,9 @@ class FeatureTargetHead(BaseTargetHead):
         teacher (dict | BaseTeacher): Config of the teacher.
         patch_size (int): Patch size p (the encoder's).
         loss (str): ``'normalized_l2'`` or ``'cosine'``. Defaults to ``'normalized_l2'``.
-        feature_dims (int, optional): The width the head predicts; it must equal the teacher's width. Needed
-            when the teacher's width comes from the encoder (``EMATeacher``, ``PatchEmbedTeacher``) and is
-            asked for before the head is attached. Defaults to None (the teacher's width).
+        feature_dims (int, optional): The width the head predicts; when given, it must equal the teacher's
+            width (checked when the teacher is attached: inside ``SAIM``, before the decoder is sized).
+            Needed only outside ``SAIM`` before ``attach``. Defaults to None (the teacher's width).
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -83,8 +83,8 @@ class FeatureTargetHead(BaseTargetHead):
             return width
         if self.feature_dims is None:
             raise ValueError(f'head.feature_dims is needed with head.teacher={type(self.teacher).__name__}: its '
-                             'width is the encoder width (backbone embed_dims), which the model asks for before '
-                             'the encoder is attached; set head.feature_dims to it.')
+                             'width is the encoder width (backbone embed_dims), known once the head is attached to '
+                             'an encoder (SAIM attaches it when built); on its own, set head.feature_dims to it.')
         return self.feature_dims
 
     def attach(self, encoder: nn.Module) -> None:
@@ -93,11 +93,12 @@ class FeatureTargetHead(BaseTargetHead):
         self.attached = True
         self.check_width()
 
+    def update(self) -> None:
+        """One step of the teacher (an EMA update; nothing for a fixed teacher), once per training step."""
+        self.teacher.update()
+
     def construct_target(self, images: Tensor) -> Tensor:
-        """Teacher features (B, N, D) of ``images`` (B, 3, H, W), raster order; in training the teacher is
-        updated first."""
-        if self.training:
-            self.teacher.update()
+        """Teacher features (B, N, D) of ``images`` (B, 3, H, W), raster order."""
         return self.teacher(images)
 
     def criterion(self, pred: Tensor, target: Tensor) -> Tensor:

@@ -96,9 +96,15 @@ def test_feature_dims_other_than_the_teacher_width_is_refused(vit_checkpoint):
         tiny_saim(teacher_cfg('ema', vit_checkpoint), feature_dims=8)
 
 
-def test_encoder_bound_teacher_without_feature_dims_asks_for_it():
+def test_encoder_bound_teacher_takes_its_width_from_the_encoder_inside_saim():
+    assert tiny_saim(dict(type='PatchEmbedTeacher')).neck.out_channels == WIDTH
+    assert tiny_saim(dict(type='EMATeacher')).neck.out_channels == WIDTH
+
+
+def test_encoder_bound_head_on_its_own_asks_for_feature_dims_before_it_is_attached():
+    head = FeatureTargetHead(teacher=dict(type='PatchEmbedTeacher'), patch_size=PATCH)
     with pytest.raises(ValueError, match='head.feature_dims is needed with head.teacher=PatchEmbedTeacher'):
-        tiny_saim(dict(type='PatchEmbedTeacher'))
+        head.target_channels
 
 
 def test_the_decoder_predicts_the_teacher_width(vit_checkpoint):
@@ -162,3 +168,19 @@ def test_train_step_leaves_the_teacher_frozen_and_out_of_the_optimizer(kind, vit
             expected = (1 - m) * first[name] + m * second[name]  # step 1 copied the student, step 2 averaged
             assert torch.allclose(after['ema.module.' + name], expected, rtol=0, atol=1e-14), name
         assert not torch.equal(first['layers.0.attn.qkv.weight'], second['layers.0.attn.qkv.weight'])
+
+
+def test_the_teacher_steps_before_the_order_is_drawn_once_per_training_loss():
+    model = tiny_saim(dict(type='EMATeacher')).train()
+    calls = []
+    update, sample_order = model.head.update, model.sample_order
+    model.head.update = lambda: (calls.append('update'), update())[1]
+    model.sample_order = lambda *args, **kwargs: (calls.append('order'), sample_order(*args, **kwargs))[1]
+    images = torch.randn(2, 3, IMG, IMG)
+    model.loss(images)
+    model.loss(images)
+    assert calls == ['update', 'order', 'update', 'order']
+    assert model.head.teacher.ema.steps.item() == 2
+    model.eval()
+    model.loss(images)  # no update outside training
+    assert model.head.teacher.ema.steps.item() == 2
