@@ -36,11 +36,13 @@ class SAIM(BaseSelfSupervisor):
         neck (dict): Decoder config (``SAIMDecoder``); the sizes it accepts and leaves unset
             (``embed_dims``, ``num_heads``, ``feedforward_channels``, ``patch_size``, ``context_dims``,
             ``grid``) default to the encoder's, ``out_channels`` to the head's ``target_channels``.
-        head (dict): Target config (``GaussianPixelLoss``, ``HOGLoss``, or another ``BaseTargetHead``).
+        head (dict): Target config (``GaussianPixelLoss``, ``HOGLoss``, ``FeatureTargetHead`` with a
+            teacher, or another ``BaseTargetHead``); attached to the encoder before the decoder is sized.
         order (str | dict): The generation order: the ``name`` of a registered order (``'stochastic'``,
             the paper; ``'raster'``, the ViT-iGPT baseline; ``'spiral'``, ``'centre_out'``,
-            ``'checkerboard'``, ``'fixed_random'``, ``'random_segments'``) or a config dict of one
-            (e.g. ``dict(type='RandomSegmentOrder', segment=(2, 2))``). Defaults to ``'stochastic'``.
+            ``'checkerboard'``, ``'fixed_random'``, ``'random_segments'``; ``'semantic'``, SemAIM's,
+            computed from the images) or a config dict of one (e.g.
+            ``dict(type='RandomSegmentOrder', segment=(2, 2))``). Defaults to ``'stochastic'``.
         prefix_range (Sequence[int], optional): ``(lo, hi)``, the inclusive range from which the prefix
             length P of each sample is drawn uniformly when the encoder's blocks use
             ``PrefixCausalAttention`` (AIM: the first P steps see each other, the loss counts steps t >= P
