@@ -31,7 +31,8 @@ def parse_args(argv: Optional[List[str]] = None, description: str = '') -> argpa
                         help='more pre-training configs to compare (rows named by their file)')
     parser.add_argument('--teacher-from', nargs='*', default=[], metavar='ROW=SOURCE',
                         help="ROW's PretrainedTeacher (model.head.teacher) reads SOURCE's final checkpoint of the "
-                        "same seed (e.g. 'configs/saim/family/demo/digpt=SAIM stochastic'); SOURCE trains first")
+                        "same seed (e.g. 'configs/saim/family/demo/digpt.py=SAIM stochastic'; a row of --configs is named by its "
+                        "file, with or without .py); SOURCE trains first")
     parser.add_argument('--epochs', type=int, default=30, help='pre-training epochs')
     parser.add_argument('--batch-size', type=int, default=64, help='pre-training batch')
     parser.add_argument('--probe-epochs', type=int, default=300,

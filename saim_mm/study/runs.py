@@ -62,6 +62,8 @@ def with_teachers(rows: List[Row], pairs: Sequence[str]) -> List[Row]:
         name, sep, source = pair.partition('=')
         if not sep:
             raise ValueError(f'--teacher-from takes ROW=SOURCE (two row names), got {pair!r}.')
+        # a row of --configs may also be named by its config file
+        name, source = (config_row(v).name if v.endswith('.py') else v for v in (name, source))
         for key, value in (('ROW', name), ('SOURCE', source)):
             if value not in by_name:
                 raise ValueError(f'--teacher-from {pair!r}: {key} {value!r} is not a row of the study; rows: '

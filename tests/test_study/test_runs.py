@@ -48,6 +48,12 @@ def test_teacher_from_another_row_reads_its_checkpoint_of_the_same_seed(tmp_path
     assert teacher.checkpoint == checkpoint and (teacher.model.img_size, teacher.model.patch_size) == (16, 4)
 
 
+def test_a_row_of_configs_may_be_named_by_its_config_file():
+    rows = [config_row(DIGPT), DEFAULT_ROWS['SAIM stochastic']]
+    assert with_teachers(rows, ['configs/saim/family/demo/digpt.py=SAIM stochastic']) == \
+        with_teachers(rows, ['configs/saim/family/demo/digpt=SAIM stochastic'])
+
+
 def test_a_cycle_of_teachers_is_refused_with_its_rows():
     a = DEFAULT_ROWS['SAIM stochastic']._replace(teacher_from='SAIM raster')
     b = DEFAULT_ROWS['SAIM raster']._replace(teacher_from='SAIM stochastic')
