@@ -202,7 +202,8 @@ class SAIMViT(VisionTransformer):
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(B, -1, -1)
         h = self.pre_norm(self.drop_after_pos(torch.cat([cls, tokens], dim=1)))
         if prefix_len is not None:  # one mask (or block mask) for every block
-            attn_mask = self.layers[0].attn.prefix_mask(prefix_len, h.shape[1], h.device)
+            attn = self.layers[0].attn
+            attn_mask = attn.prefix_mask(prefix_len, h.shape[1], h.device, block_sparse=attn.block_sparse)
         hidden_states = []
         for layer in self.layers:
             h = layer(h, attn_mask=attn_mask, is_causal=attn_mask is None)

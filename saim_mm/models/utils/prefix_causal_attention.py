@@ -45,8 +45,17 @@ class PrefixCausalAttention(SAIMAttention):
 
     Args:
         *args: Arguments of :class:`SAIMAttention`.
+        block_sparse (bool, optional): The mask the encoder builds with :meth:`prefix_mask`: FlexAttention's
+            ``BlockMask`` (True), the boolean mask (False), or by device, the block mask on CUDA only
+            (None). Defaults to None.
         **kwargs: Keyword arguments of :class:`SAIMAttention` (``init_cfg`` among them).
     """
+
+    def __init__(self, *args, block_sparse: Optional[bool] = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if block_sparse not in (None, True, False):
+            raise ValueError(f'attn_cfg.block_sparse must be None, True or False, got {block_sparse!r}.')
+        self.block_sparse = block_sparse
 
     @staticmethod
     def prefix_mask(prefix_len: Tensor, num_tokens: int, device: Optional[torch.device] = None,

@@ -152,3 +152,29 @@ def test_chosen_by_attn_cfg_in_a_block_with_saim_attention_parameters():
     assert type(prefix.attn) is PrefixCausalAttention
     assert plain.state_dict().keys() == prefix.state_dict().keys()
     prefix.load_state_dict(plain.state_dict())  # strict
+
+
+@pytest.mark.parametrize('block_sparse', [True, False, None])
+def test_block_sparse_key_chooses_the_mask_the_encoder_builds(block_sparse):
+    from mmpretrain.registry import MODELS
+    torch.manual_seed(0)
+    encoder = MODELS.build(dict(
+        type='SAIMViT', img_size=16, patch_size=4, arch=dict(embed_dims=C, num_layers=2, num_heads=HEADS,
+                                                               feedforward_channels=2 * C),
+        layer_cfgs=dict(attn_cfg=dict(type='PrefixCausalAttention', block_sparse=block_sparse))))
+    encoder.eval()
+    built = []
+    prefix_mask = PrefixCausalAttention.prefix_mask
+    encoder.layers[0].attn.prefix_mask = lambda *a, **k: built.append(prefix_mask(*a, **k)) or built[-1]
+    x, order, prefix = torch.randn(2, 3, 16, 16), torch.arange(16).expand(2, -1), torch.tensor([1, 5])
+    with torch.no_grad():
+        out = encoder(x, order=order, prefix_len=prefix)[0][-1]
+        encoder.layers[0].attn.block_sparse = False
+        dense = encoder(x, order=order, prefix_len=prefix)[0][-1]
+    assert isinstance(built[0], BlockMask) == bool(block_sparse)  # None: a boolean mask on the CPU
+    assert torch.allclose(out, dense, atol=1e-5)
+
+
+def test_block_sparse_key_refuses_other_values():
+    with pytest.raises(ValueError, match="attn_cfg.block_sparse must be None, True or False, got 'cuda'"):
+        PrefixCausalAttention(embed_dims=C, num_heads=HEADS, block_sparse='cuda')
