@@ -90,12 +90,13 @@ def test_a_part_past_its_limit_is_killed_with_its_children(tmp_path):
 def test_cpu_rehearsal_of_the_measuring_parts(tmp_path):
     out, work = tmp_path / 'out', tmp_path / 'work'
     proc = subprocess.run([sys.executable, SCRIPT, '--device', 'cpu', '--tiny', '--parts', 'runner_fp16', 'sdpa',
-                           'checkpointing', '--out-dir', str(out), '--work-dir', str(work)],
+                           'prefix', 'checkpointing', '--out-dir', str(out), '--work-dir', str(work)],
                           cwd=REPO, capture_output=True, text=True, timeout=900, env=no_gpu_env())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     report = json.load(open(out / 'gpu_check.json'))
     status = {p['part']: p['status'] for p in report['parts']}
-    assert status == dict({p: 'not selected' for p in status}, runner_fp16='ok', sdpa='ok', checkpointing='ok')
+    assert status == dict({p: 'not selected' for p in status}, runner_fp16='ok', sdpa='ok', prefix='ok',
+                          checkpointing='ok')
     assert (out / 'gpu_check.txt').read_text().count('\n') > 10 and (out / 'gpu_check.log').exists()
     r = report['results']
     runner = r['runner_fp16']
@@ -107,6 +108,12 @@ def test_cpu_rehearsal_of_the_measuring_parts(tmp_path):
     assert sdpa['backends'] == ['flash (cpu)']
     assert sdpa['forced']['math']['status'] == 'ok' and sdpa['forced']['efficient_attention']['status'] == 'unavailable'
     assert any('scaled_dot_product' in k for k in sdpa['profile']['attention_ops'])
+    # on a CPU the block-mask path falls back to the boolean mask in training: the same figures
+    prefix = r['prefix']
+    assert prefix['output_rel_err'] == 0 and prefix['grad_max_rel_err'] == 0
+    assert prefix['config'].endswith('tiny_aim_vitb_800e.py') and prefix['prefix_len_range'] == [1, 3]  # 32 px, patch 16
+    assert set(prefix['rows']) == {'prefix, block mask', 'prefix, boolean mask', 'causal'}
+    assert prefix['rows']['causal']['time_over_causal'] == 1
     cp = r['checkpointing']
     assert cp['no_cp']['loss'] == cp['no_cp']['loss'] and cp['time_ratio'] > 0
     assert cp['config'].endswith('tiny_saim_vit-large-p16_8xb256-amp-coslr-800e_in1k.py')

@@ -22,6 +22,9 @@ that would start with less than ``MIN_START_S`` left is skipped), each recorded 
                    step with each backend forced in turn;
 ``variants``       ``narrow_512x4_partial_1_6`` against the content stream alone (the floor) and the paper
                    model, ViT-B 224, batch 128;
+``prefix``         AIM's prefix-causal content stream (``configs/saim/family/aim_vitb_800e.py``'s encoder, batch
+                   128): FlexAttention's block mask against the boolean mask (outputs and gradients in
+                   fp32), and bf16 step time with each and with the plain causal mask;
 ``checkpointing``  the ViT-L config without and with activation checkpointing (batch 64): time and memory;
 ``compile``        ``benchmark_pretrain.py --compile``: torch.compile against the eager figure of bench_224.
 
@@ -61,6 +64,7 @@ TOOLS = osp.join(REPO, 'tools', 'analysis')
 PAPER = 'configs/saim/vitb_800e.py'
 LARGE = 'configs/saim/saim_vit-large-p16_8xb256-amp-coslr-800e_in1k.py'
 CHEAP = 'configs/saim/variants/narrow_512x4_partial_1_6.py'
+AIM = 'configs/saim/family/aim_vitb_800e.py'
 # Dense bf16 tensor-core peak (TFLOP/s, NVIDIA data sheets, without sparsity) by device name; the first
 # name contained in torch.cuda.get_device_name() wins, so the specific names come first.
 PEAK_BF16_TFLOPS = (('H100 PCIe', 756.0), ('H100 NVL', 835.0), ('H200 NVL', 835.0), ('GH200', 989.4),
@@ -75,6 +79,7 @@ PARTS = {
     'runner_bf16': 90,
     'sdpa': 60,
     'variants': 70,
+    'prefix': 60,
     'checkpointing': 70,
     'compile': 150,
 }
@@ -97,11 +102,11 @@ def sizes(tiny: bool) -> dict:
     """Image sizes, batches and step counts of every part; ``tiny``: a CPU rehearsal of the logic."""
     if tiny:
         return dict(img=32, img_large=48, batch_224=2, batch_448=2, runner_batch=2, runner_iters=2,
-                    runner_skip=0, plan_batch=2, sdpa_batch=2, variants_batch=2, cp_batch=2, install_batch=2,
-                    warmup=1, repeats=1, workers=0)
+                    runner_skip=0, plan_batch=2, sdpa_batch=2, variants_batch=2, prefix_batch=2, cp_batch=2,
+                    install_batch=2, warmup=1, repeats=1, workers=0)
     return dict(img=224, img_large=448, batch_224=128, batch_448=32, runner_batch=256, runner_iters=20,
-                runner_skip=5, plan_batch=256, sdpa_batch=128, variants_batch=128, cp_batch=64, install_batch=8,
-                warmup=3, repeats=10, workers=min(8, os.cpu_count() or 1))
+                runner_skip=5, plan_batch=256, sdpa_batch=128, variants_batch=128, prefix_batch=128, cp_batch=64,
+                install_batch=8, warmup=3, repeats=10, workers=min(8, os.cpu_count() or 1))
 
 
 def peak_tflops(device_name: str) -> Optional[float]:
@@ -513,6 +518,68 @@ def part_variants(args, s: dict) -> dict:
     return dict(rows=rows)
 
 
+def part_prefix(args, s: dict) -> dict:
+    """The prefix-causal content stream: block mask against boolean mask, and its cost against causal.
+
+    Only the encoder of the AIM-style config is built (its 406 M-parameter head plays no part in the
+    attention). One batch of random images in raster order with prefix lengths drawn from [1, N - 1]; on a
+    CPU FlexAttention has no backward, so the block-mask path falls back to the boolean mask there and the
+    rehearsal compares a path with itself.
+    """
+    import saim_mm  # noqa: F401
+    from mmpretrain.registry import MODELS
+    cfg = load_config(args.config)
+    torch.manual_seed(0)
+    encoder = MODELS.build(cfg.model.backbone)
+    encoder.init_weights()
+    encoder.to(args.device)
+    encoder.train()
+    model = torch.nn.ModuleDict(dict(backbone=encoder))  # what time_steps and image_size read
+    h, w = encoder.patch_resolution
+    batch, n = s['prefix_batch'], h * w
+    generator = torch.Generator().manual_seed(0)
+    order = torch.arange(n, device=args.device).expand(batch, -1)
+    prefix_len = torch.randint(1, n, (batch, ), generator=generator).to(args.device)
+
+    def set_mask(block_sparse: bool) -> None:
+        for layer in encoder.layers:
+            layer.attn.block_sparse = block_sparse
+
+    def prefix_loss(m, x: torch.Tensor) -> torch.Tensor:
+        return m.backbone(x, order=order, prefix_len=prefix_len)[0][-1].float().pow(2).mean()
+
+    def causal_loss(m, x: torch.Tensor) -> torch.Tensor:
+        return m.backbone(x, order=order)[0][-1].float().pow(2).mean()
+
+    x = torch.randn(batch, 3, image_size(model), image_size(model), generator=generator).to(args.device)
+    outs = {}
+    for block_sparse in (True, False):
+        set_mask(block_sparse)
+        encoder.zero_grad(set_to_none=True)
+        loss = prefix_loss(model, x)
+        loss.backward()
+        outs[block_sparse] = (encoder(x, order=order, prefix_len=prefix_len)[0][-1].detach(),
+                              {k: p.grad.detach().clone() for k, p in encoder.named_parameters()
+                               if p.grad is not None})
+    (out_b, grad_b), (out_d, grad_d) = outs[True], outs[False]
+    max_grad_err = max(((grad_b[k] - grad_d[k]).norm() / grad_d[k].norm().clamp_min(1e-30)).item() for k in grad_d)
+    encoder.zero_grad(set_to_none=True)
+    del outs, x
+    rows = {}
+    for name, block_sparse, loss_fn in (('prefix, block mask', True, prefix_loss),
+                                        ('prefix, boolean mask', False, prefix_loss),
+                                        ('causal', False, causal_loss)):
+        set_mask(block_sparse)
+        rows[name] = time_steps(model, loss_fn, batch, args.device, torch.bfloat16, s['warmup'], s['repeats'])
+        free_device_memory()
+    causal = rows['causal']['step_s']
+    for r in rows.values():
+        r['time_over_causal'] = r['step_s'] / causal
+    return dict(config=args.config, prefix_len_range=[1, n - 1], batch=batch,
+                output_rel_err=((out_b - out_d).norm() / out_d.norm()).item(), grad_max_rel_err=max_grad_err,
+                rows=rows)
+
+
 def part_checkpointing(args, s: dict) -> dict:
     """The ViT-L config without and with activation checkpointing of both streams, same batch."""
     cfg = load_config(args.config)
@@ -532,7 +599,7 @@ def part_checkpointing(args, s: dict) -> dict:
 
 
 INNER = dict(install=part_install, runner=part_runner, sdpa=part_sdpa, variants=part_variants,
-             checkpointing=part_checkpointing)
+             prefix=part_prefix, checkpointing=part_checkpointing)
 
 
 # ----------------------------------------------------------------------------------------- orchestration
@@ -584,6 +651,7 @@ def part_commands(args, s: dict, configs: dict, work: str, peak: Optional[float]
         'runner_bf16': inner('runner', configs['paper'], '--amp', 'bfloat16'),
         'sdpa': inner('sdpa', configs['paper']),
         'variants': inner('variants', configs['paper'], '--config2', configs['cheap']),
+        'prefix': inner('prefix', configs['aim']),
         'checkpointing': inner('checkpointing', configs['large']),
         'compile': bench + ['--img-size', str(s['img']), '--batch-size', str(s['batch_224']), '--paths',
                             'production', '--compile', '--out', osp.join(work, 'compile.json')],
@@ -660,6 +728,9 @@ def part_figures(name: str, r: Optional[dict]) -> str:
     if name == 'variants':
         return '; '.join(f"{x['row']} {x['images_per_s']:.1f} img/s (x{x['time_over_floor']:.2f} floor time)"
                          for x in r['rows'])
+    if name == 'prefix':
+        return f"block vs boolean mask: output {r['output_rel_err']:.1e}, gradients {r['grad_max_rel_err']:.1e}; " + \
+            '; '.join(f"{k} {v['step_s']:.3f} s (x{v['time_over_causal']:.2f} causal)" for k, v in r['rows'].items())
     if name == 'checkpointing':
         return f"time x{r['time_ratio']:.2f}, memory x{fmt(r.get('mem_ratio'))} with checkpointing"
     return ''
@@ -703,7 +774,7 @@ def orchestrate(args) -> int:
     work = args.work_dir or tempfile.mkdtemp(prefix='gpu_check_')
     os.makedirs(work, exist_ok=True)
     env_info = environment(args)
-    configs = dict(paper=PAPER, large=LARGE, cheap=CHEAP)
+    configs = dict(paper=PAPER, large=LARGE, cheap=CHEAP, aim=AIM)
     if args.tiny:
         configs = {k: tiny_config(v, work, 24 if k == 'large' else 12) for k, v in configs.items()}
     cmds = part_commands(args, s, configs, work, env_info['peak_bf16_tflops'], env_info['gpu_mem_gib'] or 1.0)
