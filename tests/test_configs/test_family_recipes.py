@@ -71,9 +71,9 @@ DIGPT = {
 # config -> the keys that differ from vitb_800e.py (the method's, then the cited recipe values)
 FAMILY = {
     'aim_vitb_800e.py': {**AIM, 'model.neck.num_blocks': 12, 'model.neck.hidden_dims': 2048, 'model.neck.mlp_ratio': 4},
-    'semaim_vitb_800e.py': {**SEMAIM, 'model.head.feature_dims': 768, 'train_pipeline': CROP_02,
+    'semaim_vitb_800e.py': {**SEMAIM, 'train_pipeline': CROP_02,
                             'train_dataloader.dataset.pipeline': CROP_02, 'optim_wrapper.clip_grad.max_norm': 3.0},
-    'nepa_vitb_800e.py': {**NEPA, 'model.head.feature_dims': 768},
+    'nepa_vitb_800e.py': NEPA,
     'digpt_vitb_300e.py': {
         **DIGPT, 'model.order.segment': (7, 7), 'model.neck.embed_dims': 1024, 'model.neck.num_heads': 32,
         'model.neck.feedforward_channels': 4096, 'model.head.teacher.model.type': 'timm',
@@ -90,8 +90,8 @@ DEMO_ARCH = {'model.head.teacher.model.arch.' + k: v for k, v in dict(
 # demo config -> the keys that differ from demo_cpu.py (the method's at the demo's size, and the work dir)
 DEMOS = {
     'demo/aim.py': {**AIM, 'model.neck.num_blocks': 4, 'model.neck.hidden_dims': 128, 'model.neck.mlp_ratio': 4},
-    'demo/semaim.py': {**SEMAIM, 'model.head.feature_dims': 96},
-    'demo/nepa.py': {**NEPA, 'model.head.feature_dims': 96},
+    'demo/semaim.py': SEMAIM,
+    'demo/nepa.py': NEPA,
     'demo/digpt.py': {
         **DIGPT, 'model.order.segment': (4, 4), 'model.neck.embed_dims': 128, 'model.neck.num_heads': 4,
         'model.neck.feedforward_channels': 512, 'model.head.teacher.model.type': 'SAIMViT', **DEMO_ARCH,

@@ -14,6 +14,5 @@ model = dict(
         _delete_=True,
         type='FeatureTargetHead',
         patch_size=16,
-        feature_dims=768,  # the patch embedding width, the encoder's
         teacher=dict(type='PatchEmbedTeacher'),
         loss='cosine'))

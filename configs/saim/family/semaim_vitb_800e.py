@@ -14,7 +14,6 @@ model = dict(
         _delete_=True,
         type='FeatureTargetHead',
         patch_size=16,
-        feature_dims=768,  # the EMA teacher's width, the encoder's
         # engine_pretrain.py: EMA decay 0.999 -> 0.9999 (linear over 100 epochs, then constant); here the
         # student weight m = 1 - decay goes from 1e-3 to 1e-4 along a cosine over the whole run
         teacher=dict(type='EMATeacher', momentum=1e-3, end_momentum=1e-4),

@@ -11,7 +11,6 @@ model = dict(
         _delete_=True,
         type='FeatureTargetHead',
         patch_size={{_base_.patch}},
-        feature_dims={{_base_.embed_dims}},
         teacher=dict(type='PatchEmbedTeacher'),
         loss='cosine'))
 work_dir = './work_dirs/family_demo_nepa'

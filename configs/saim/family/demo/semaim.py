@@ -9,7 +9,6 @@ model = dict(
         _delete_=True,
         type='FeatureTargetHead',
         patch_size={{_base_.patch}},
-        feature_dims={{_base_.embed_dims}},
         teacher=dict(type='EMATeacher', momentum=1e-3, end_momentum=1e-4),
         loss='normalized_l2'))
 work_dir = './work_dirs/family_demo_semaim'
