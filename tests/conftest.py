@@ -45,6 +45,29 @@ def build_tiny_saim(**kwargs) -> torch.nn.Module:
     return model.eval()
 
 
+def assert_train_steps_change_the_head_only(model: torch.nn.Module, num_classes: int, img_size: int = 16,
+                                            weight_decay: float = 0.01) -> None:
+    """Two AdamW ``train_step`` s of a classifier with a frozen backbone on random images: every backbone
+    parameter stays bit-identical without a gradient, every head parameter changes."""
+    from mmengine.optim import build_optim_wrapper
+    from mmpretrain.structures import DataSample
+    model.train()
+    backbone = {n: p.detach().clone() for n, p in model.backbone.named_parameters()}
+    head = {n: p.detach().clone() for n, p in model.head.named_parameters()}
+    optim = build_optim_wrapper(model, dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-2,
+                                                                                 weight_decay=weight_decay)))
+    data = dict(inputs=torch.randn(4, 3, img_size, img_size),
+                data_samples=[DataSample().set_gt_label(i % num_classes) for i in range(4)])
+    for _ in range(2):
+        losses = model.train_step(data, optim)
+    assert torch.isfinite(losses['loss'])
+    for name, p in model.backbone.named_parameters():
+        assert not p.requires_grad and p.grad is None, name
+        assert torch.equal(p, backbone[name]), name
+    for name, p in model.head.named_parameters():
+        assert p.requires_grad and not torch.equal(p, head[name]), name
+
+
 @pytest.fixture(scope='module')
 def demo_model() -> torch.nn.Module:
     """The model of configs/saim/demo_cpu.py, initialised from seed 0, in eval mode."""

@@ -3,12 +3,11 @@ import math
 
 import pytest
 import torch
-from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
 import saim_mm  # noqa: F401
 from saim_mm.models.heads import AttentiveProbeHead
+from tests.conftest import assert_train_steps_change_the_head_only
 
 C, HEADS, CLASSES = 12, 3, 5
 
@@ -100,18 +99,4 @@ def test_optimiser_steps_change_the_head_only():
     torch.manual_seed(0)
     model = MODELS.build(tiny_probe_cfg())
     model.init_weights()
-    model.train()
-    backbone = {n: p.detach().clone() for n, p in model.backbone.named_parameters()}
-    head = {n: p.detach().clone() for n, p in model.head.named_parameters()}
-    optim = build_optim_wrapper(model, dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-2,
-                                                                                 weight_decay=0.5)))
-    data = dict(inputs=torch.randn(4, 3, 16, 16),
-                data_samples=[DataSample().set_gt_label(i % CLASSES) for i in range(4)])
-    for _ in range(2):
-        losses = model.train_step(data, optim)
-    assert torch.isfinite(losses['loss'])
-    for name, p in model.backbone.named_parameters():
-        assert not p.requires_grad and p.grad is None, name
-        assert torch.equal(p, backbone[name]), name
-    for name, p in model.head.named_parameters():
-        assert p.requires_grad and not torch.equal(p, head[name]), name
+    assert_train_steps_change_the_head_only(model, CLASSES, weight_decay=0.5)
