@@ -9,6 +9,12 @@ import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # two test workers share the two cores: one intra-op thread each, also in the tools the tests start
+    # (two threads per worker oversubscribe the cores, and tiny models gain nothing from a second thread)
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    torch.set_num_threads(1)
+
 
 def tiny_saim_cfg(depth: int = 4, dec_depth: int = 4, embed_dims: int = 32, heads: int = 2,
                   patch: int = 4, img_size=16, shared: bool = False, predictor: str = 'mlp',
